@@ -1,0 +1,75 @@
+#include "sluice/cli/cli.h"
+
+#include <cstdio>
+#include <iostream>
+
+#include "command.h"
+
+namespace sluice::cli {
+
+void AddCompressionFlag(CLI::App* app, std::string* value) {
+  app->add_option("--compression", *value,
+                  "Whole-file compression of the TFRecords: auto (by extension: .gz gzip, .zz zlib), "
+                  "none, gzip or zlib")
+      ->check(CLI::IsMember({"auto", "none", "gzip", "zlib"}))
+      ->default_val("auto");
+}
+
+formats::Compression ResolveCompression(const std::string& flag, const std::string& path) {
+  if (flag == "auto" || flag.empty()) return formats::CompressionFromPath(path);
+  formats::Compression c = formats::Compression::kNone;
+  formats::ParseCompression(flag, &c);
+  return c;
+}
+
+void PrintError(const Status& status) { PrintError(status.message()); }
+void PrintError(const std::string& message) { std::fprintf(stderr, "sluice: %s\n", message.c_str()); }
+
+std::string HumanBytes(double bytes) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+  int u = 0;
+  while (bytes >= 1000 && u < 4) {
+    bytes /= 1000;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+  return buf;
+}
+
+int RunCli(int argc, char** argv) {
+  CLI::App app{
+      "sluice: convert datasets to TFRecord shards, feed and profile input pipelines, train CNNs.\n"};
+  app.name("sluice");
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("sluice ") + SLUICE_VERSION);
+  app.footer(
+      "Run 'sluice <command> --help' for a command's flags.\n\n"
+      "EXIT STATUS: 0 success; 1 the run failed (fatal error, problems found, or more bad samples\n"
+      "than --max-bad allows); 2 usage error.");
+
+  std::vector<Command> commands;
+  commands.push_back(AddInspectCommand(app));
+  commands.push_back(AddVerifyCommand(app));
+  commands.push_back(AddIndexCommand(app));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  } catch (const CLI::CallForVersion& e) {
+    app.exit(e);
+    return kExitOk;
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+  for (const Command& c : commands) {
+    if (c.app->parsed()) return c.run();
+  }
+  return kExitUsage;
+}
+
+}  // namespace sluice::cli

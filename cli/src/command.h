@@ -1,0 +1,42 @@
+// Internal to cli/: how a command plugs into the CLI11 app.
+#ifndef SLUICE_CLI_SRC_COMMAND_H_
+#define SLUICE_CLI_SRC_COMMAND_H_
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sluice/formats/record_format.h"
+#include "sluice/formats/status.h"
+
+namespace sluice::cli {
+
+// A registered command: its CLI11 subcommand and the function run when it is chosen. The function
+// returns the process exit status.
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+// Each command file defines one of these; they add a subcommand to `root` and bind flags to state
+// they own (captured in `run`).
+Command AddInspectCommand(CLI::App& root);
+Command AddVerifyCommand(CLI::App& root);
+Command AddIndexCommand(CLI::App& root);
+
+// --compression auto|none|gzip|zlib, shared by every command that reads TFRecords.
+void AddCompressionFlag(CLI::App* app, std::string* value);
+// The compression for `path`: the flag's value, or by extension when "auto".
+formats::Compression ResolveCompression(const std::string& flag, const std::string& path);
+
+// "sluice: <message>" on stderr.
+void PrintError(const Status& status);
+void PrintError(const std::string& message);
+// "1.2 MB" style.
+std::string HumanBytes(double bytes);
+
+}  // namespace sluice::cli
+
+#endif  // SLUICE_CLI_SRC_COMMAND_H_

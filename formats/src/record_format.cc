@@ -1,0 +1,33 @@
+#include "sluice/formats/record_format.h"
+
+namespace sluice::formats {
+
+bool ParseCompression(std::string_view name, Compression* out) {
+  if (name.empty() || name == "none") {
+    *out = Compression::kNone;
+  } else if (name == "gzip" || name == "GZIP") {
+    *out = Compression::kGzip;
+  } else if (name == "zlib" || name == "ZLIB") {
+    *out = Compression::kZlib;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::string_view CompressionName(Compression c) {
+  switch (c) {
+    case Compression::kNone: return "none";
+    case Compression::kGzip: return "gzip";
+    case Compression::kZlib: return "zlib";
+  }
+  return "none";
+}
+
+Compression CompressionFromPath(std::string_view path) {
+  if (path.ends_with(".gz")) return Compression::kGzip;
+  if (path.ends_with(".zz")) return Compression::kZlib;
+  return Compression::kNone;
+}
+
+}  // namespace sluice::formats

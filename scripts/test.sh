@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds everything, runs every test via ctest, then the AddressSanitizer+UBSan
+# build of the formats tests and a short libFuzzer smoke run of each fuzz target.
+#   SLUICE_FUZZ_SECONDS=N  seconds per fuzz target (default 30; 0 skips the smoke)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=$(nproc)
+FUZZ_SECONDS=${SLUICE_FUZZ_SECONDS:-30}
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "dependencies"
+scripts/setup.sh
+
+step "release build"
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$JOBS"
+
+step "release tests"
+ctest --preset release -j "$JOBS"
+
+step "asan+ubsan build (formats tests, fuzz targets)"
+cmake --preset asan >/dev/null
+cmake --build --preset asan -j "$JOBS"
+
+step "asan+ubsan tests"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --preset asan -j "$JOBS"
+
+if [[ "$FUZZ_SECONDS" -gt 0 ]]; then
+  step "fuzz smoke (${FUZZ_SECONDS}s per target)"
+  corpus=build/asan/fuzz_corpus
+  rm -rf "$corpus"
+  mkdir -p "$corpus"/{record_reader,example_parse,image_decode}
+  fixtures=../shared/fixtures/tfds
+  # Seeds: real files where we have them (a leading byte selects the reader's compression).
+  if [[ -d $fixtures ]]; then
+    for f in "$fixtures"/dmlab/*; do
+      { printf '\0'; head -c 4096 "$f"; } >"$corpus/record_reader/$(basename "$f")"
+    done
+    cp "$fixtures"/images/* "$corpus/image_decode/"
+  fi
+  for target in record_reader example_parse image_decode; do
+    build/asan/fuzz/fuzz_$target -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 \
+      -max_len=65536 -print_final_stats=1 "$corpus/$target" 2>build/asan/fuzz_$target.log ||
+      { tail -50 build/asan/fuzz_$target.log >&2; echo "fuzz_$target found a crash" >&2; exit 1; }
+    grep -E 'stat::number_of_executed_units' build/asan/fuzz_$target.log | sed "s/^/fuzz_$target: /" >&2
+  done
+fi
+
+step "all tests passed"
