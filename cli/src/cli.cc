@@ -52,6 +52,8 @@ int RunCli(int argc, char** argv) {
   commands.push_back(AddInspectCommand(app));
   commands.push_back(AddVerifyCommand(app));
   commands.push_back(AddIndexCommand(app));
+  commands.push_back(AddSampleDataCommand(app));
+  commands.push_back(AddIngestCommand(app));
 
   try {
     app.parse(argc, argv);

@@ -25,6 +25,8 @@ struct Command {
 Command AddInspectCommand(CLI::App& root);
 Command AddVerifyCommand(CLI::App& root);
 Command AddIndexCommand(CLI::App& root);
+Command AddSampleDataCommand(CLI::App& root);
+Command AddIngestCommand(CLI::App& root);
 
 // --compression auto|none|gzip|zlib, shared by every command that reads TFRecords.
 void AddCompressionFlag(CLI::App* app, std::string* value);

@@ -1,0 +1,118 @@
+#include "run_ingest.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "sluice/formats/file_util.h"
+#include "sluice/ingest/manifest.h"
+
+namespace sluice::ingest {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string Basename(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+json InputJson(const std::string& path) {
+  std::error_code ec;
+  uint64_t bytes = 0;
+  if (fs::is_directory(path, ec)) {
+    for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::end(it);
+         it.increment(ec)) {
+      if (it->is_regular_file(ec)) bytes += it->file_size(ec);
+    }
+  } else {
+    bytes = fs::file_size(path, ec);
+  }
+  return {{"path", path}, {"bytes", bytes}};
+}
+
+std::string IngestSummary::SummaryLine() const {
+  std::string s;
+  uint64_t reenc = 0, rej = 0, bytes = 0, resumed = 0;
+  for (const auto& [name, sp] : splits) {
+    s += (s.empty() ? "" : ", ") + name + " " + std::to_string(sp.images);
+    reenc += sp.reencoded;
+    rej += sp.rejected;
+    bytes += sp.bytes;
+    resumed += sp.resumed;
+  }
+  char tail[256];
+  std::snprintf(tail, sizeof(tail),
+                " images; %llu re-encoded, %llu skipped, %llu ignored; %.1f MB written from %.1f MB "
+                "in %.2f s (%.0f MB/s)%s",
+                static_cast<unsigned long long>(reenc), static_cast<unsigned long long>(rej),
+                static_cast<unsigned long long>(ignored_members), bytes / 1e6, input_bytes / 1e6,
+                seconds, seconds > 0 ? input_bytes / 1e6 / seconds : 0.0,
+                resumed ? (", " + std::to_string(resumed) + " shards resumed").c_str() : "");
+  return s + tail;
+}
+
+Result<IngestSummary> RunIngest(const std::string& dataset, const json& inputs,
+                                const json& options_json, std::vector<SplitSpec>& splits,
+                                const CommonOptions& common) {
+  auto start = std::chrono::steady_clock::now();
+  SLUICE_RETURN_IF_ERROR(formats::CreateDirectories(common.out_dir));
+  SLUICE_RETURN_IF_ERROR(RemoveManifest(common.out_dir));
+  json split_files = json::object();
+  for (const SplitSpec& s : splits) {
+    json files = json::array();
+    for (int i = 0; i < s.num_shards; ++i) files.push_back(ShardFileName(s.file_pattern, i, s.num_shards));
+    split_files[s.name] = files;
+  }
+  json run = {{"tool", "sluice " SLUICE_VERSION},
+              {"dataset", dataset},
+              {"inputs", inputs},
+              {"options", options_json},
+              {"splits", split_files}};
+  SLUICE_RETURN_IF_ERROR(WriteRunInfo(common.out_dir, run.dump(2) + "\n"));
+
+  WriterOptions w;
+  w.out_dir = common.out_dir;
+  w.seed = common.seed;
+  w.threads = common.threads;
+  w.num_tasks = common.num_tasks;
+  w.task_index = common.task_index;
+  w.resume = common.resume;
+  w.max_bad = common.max_bad;
+  w.write_index = common.write_index;
+  w.memory_budget = common.memory_budget;
+  w.options_fingerprint = json({{"tool", "sluice " SLUICE_VERSION}, {"dataset", dataset},
+                                {"options", options_json}})
+                              .dump();
+  std::map<std::string, std::vector<ShardResult>> results;
+  SLUICE_RETURN_IF_ERROR(WriteSplits(splits, w, &results));
+
+  IngestSummary summary;
+  for (const SplitSpec& s : splits) {
+    SplitSummary& out = summary.splits[s.name];
+    for (const ShardResult& r : results[s.name]) {
+      out.images += r.records;
+      ++out.shards;
+      out.resumed += r.resumed ? 1 : 0;
+      out.rejected += r.rejects.size();
+      out.reencoded += r.reencoded;
+      out.bytes += r.bytes;
+      out.input_bytes += r.input_bytes;
+      summary.input_bytes += r.input_bytes;
+    }
+  }
+  if (common.num_tasks == 1) {
+    SLUICE_RETURN_IF_ERROR(WriteManifest(common.out_dir).status());
+    summary.manifest_written = true;
+  } else {
+    std::fprintf(stderr,
+                 "ingest: task %d of %d done; when every task has finished run "
+                 "'sluice ingest merge-manifests %s'\n",
+                 common.task_index, common.num_tasks, common.out_dir.c_str());
+  }
+  summary.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return summary;
+}
+
+}  // namespace sluice::ingest
