@@ -12,7 +12,7 @@ PACKAGES=(
   libtbb-dev libeigen3-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libssl-dev
-  python3 python3-protobuf python3-numpy
+  python3 python3-protobuf python3-numpy bc
 )
 
 missing=()
