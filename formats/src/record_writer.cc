@@ -57,20 +57,20 @@ namespace {
 void PutFixed32(char* p, uint32_t v) { std::memcpy(p, &v, 4); }
 void PutFixed64(char* p, uint64_t v) { std::memcpy(p, &v, 8); }
 
+}  // namespace
+
 // header: length(8) | masked crc of length(4); footer: masked crc of data(4).
-void EncodeHeader(std::string_view data, char header[kRecordHeaderSize],
-                  char footer[kRecordFooterSize]) {
+void EncodeRecordFrame(std::string_view data, char header[kRecordHeaderSize],
+                       char footer[kRecordFooterSize]) {
   PutFixed64(header, data.size());
   PutFixed32(header + kRecordLengthSize, crc32c::Mask(crc32c::Value(header, kRecordLengthSize)));
   PutFixed32(footer, crc32c::Mask(crc32c::Value(data.data(), data.size())));
 }
 
-}  // namespace
-
 void AppendFramedRecord(std::string_view data, std::string* out) {
   char header[kRecordHeaderSize];
   char footer[kRecordFooterSize];
-  EncodeHeader(data, header, footer);
+  EncodeRecordFrame(data, header, footer);
   out->append(header, sizeof(header));
   out->append(data);
   out->append(footer, sizeof(footer));
@@ -116,7 +116,7 @@ Status RecordWriter::Write(std::string_view record) {
   if (closed_) return Status::InvalidArgument("write to closed record writer " + path_);
   char header[kRecordHeaderSize];
   char footer[kRecordFooterSize];
-  EncodeHeader(record, header, footer);
+  EncodeRecordFrame(record, header, footer);
   SLUICE_RETURN_IF_ERROR(impl_->Append(std::string_view(header, sizeof(header))));
   SLUICE_RETURN_IF_ERROR(impl_->Append(record));
   SLUICE_RETURN_IF_ERROR(impl_->Append(std::string_view(footer, sizeof(footer))));

@@ -91,6 +91,25 @@ bool IsTarName(std::string_view name) {
   return ext == ".tar";
 }
 
+// Advances `a` to its next regular member whose path is safe, skipping (and counting in *unsafe)
+// the others. false at the end of the archive. `where` and *last name the position in errors.
+Result<bool> NextMember(archive* a, const std::string& where, std::string* last,
+                        archive_entry** entry, std::string* name, uint64_t* unsafe) {
+  for (;;) {
+    int rc = archive_read_next_header(a, entry);
+    if (rc == ARCHIVE_EOF) return false;
+    if (rc < ARCHIVE_WARN) return ArchiveError(a, where + ": after member " + *last);
+    if (archive_entry_filetype(*entry) != AE_IFREG) continue;
+    *name = NormalizeMemberPath(archive_entry_pathname(*entry));
+    *last = *name;
+    if (IsUnsafeMemberPath(*name)) {
+      ++*unsafe;
+      continue;
+    }
+    return true;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 class DirectorySource : public InputSource {
@@ -206,27 +225,17 @@ class ArchiveSource : public InputSource {
     members->clear();
     SLUICE_ASSIGN_OR_RETURN(ArchivePtr a, OpenStream());
     archive_entry* entry = nullptr;
-    std::string last = "(start)";
+    std::string last = "(start)", name;
     bool first = true;
     for (;;) {
-      int rc = archive_read_next_header(a.get(), &entry);
-      if (rc == ARCHIVE_EOF) break;
-      if (rc < ARCHIVE_WARN) {
-        return ArchiveError(a.get(), path_ + ": after member " + last);
-      }
+      SLUICE_ASSIGN_OR_RETURN(bool more, NextMember(a.get(), path_, &last, &entry, &name, &unsafe_members_));
       if (first) {
         // Only an uncompressed tar has stable byte offsets we can pread later.
         random_access_ = archive_filter_count(a.get()) == 1 &&
                          (archive_format(a.get()) & ARCHIVE_FORMAT_BASE_MASK) == ARCHIVE_FORMAT_TAR;
         first = false;
       }
-      if (archive_entry_filetype(entry) != AE_IFREG) continue;
-      std::string name = NormalizeMemberPath(archive_entry_pathname(entry));
-      last = name;
-      if (IsUnsafeMemberPath(name)) {
-        ++unsafe_members_;
-        continue;
-      }
+      if (!more) break;
       if (archive_entry_sparse_count(entry) > 0) {
         return Status::Unsupported(path_ + ": sparse member " + name + " is not supported");
       }
@@ -256,7 +265,6 @@ class ArchiveSource : public InputSource {
       m.ordinal = members->size();
       members->push_back(std::move(m));
     }
-    listed_ = true;
     return Status::Ok();
   }
 
@@ -273,20 +281,23 @@ class ArchiveSource : public InputSource {
     return bytes;
   }
 
+  void Prefetch(const Member& m) const override {
+    if (random_access_) {
+      ::posix_fadvise(fd_, static_cast<off_t>(m.offset), static_cast<off_t>(m.size),
+                      POSIX_FADV_WILLNEED);
+    }
+  }
+
   Status Stream(const std::vector<bool>& wanted,
                 const std::function<Status(size_t, std::string&&)>& fn) override {
     SLUICE_ASSIGN_OR_RETURN(ArchivePtr a, OpenStream());
     archive_entry* entry = nullptr;
     size_t ordinal = 0;
-    std::string last = "(start)";
+    uint64_t unsafe = 0;
+    std::string last = "(start)", name;
     for (;;) {
-      int rc = archive_read_next_header(a.get(), &entry);
-      if (rc == ARCHIVE_EOF) break;
-      if (rc < ARCHIVE_WARN) return ArchiveError(a.get(), path_ + ": after member " + last);
-      if (archive_entry_filetype(entry) != AE_IFREG) continue;
-      std::string name = NormalizeMemberPath(archive_entry_pathname(entry));
-      last = name;
-      if (IsUnsafeMemberPath(name)) continue;
+      SLUICE_ASSIGN_OR_RETURN(bool more, NextMember(a.get(), path_, &last, &entry, &name, &unsafe));
+      if (!more) break;
       const size_t this_ordinal = ordinal++;
       if (this_ordinal >= wanted.size() || !wanted[this_ordinal]) continue;
       const uint64_t size = static_cast<uint64_t>(archive_entry_size(entry));
@@ -335,18 +346,11 @@ class ArchiveSource : public InputSource {
     const std::string where = path_ + ":" + container;
     if (archive_read_open1(inner.get()) != ARCHIVE_OK) return ArchiveError(inner.get(), where);
     archive_entry* entry = nullptr;
-    std::string last = "(start)";
+    std::string last = "(start)", name;
     for (;;) {
-      int rc = archive_read_next_header(inner.get(), &entry);
-      if (rc == ARCHIVE_EOF) break;
-      if (rc < ARCHIVE_WARN) return ArchiveError(inner.get(), where + ": after member " + last);
-      if (archive_entry_filetype(entry) != AE_IFREG) continue;
-      std::string name = NormalizeMemberPath(archive_entry_pathname(entry));
-      last = name;
-      if (IsUnsafeMemberPath(name)) {
-        ++unsafe_members_;
-        continue;
-      }
+      SLUICE_ASSIGN_OR_RETURN(bool more,
+                              NextMember(inner.get(), where, &last, &entry, &name, &unsafe_members_));
+      if (!more) break;
       Member m;
       m.path = std::move(name);
       m.container = container;
@@ -368,7 +372,6 @@ class ArchiveSource : public InputSource {
   int fd_;
   uint64_t size_;
   bool random_access_ = false;
-  bool listed_ = false;
 };
 
 }  // namespace

@@ -14,6 +14,8 @@
 #include <utility>
 
 #include "sluice/formats/file_util.h"
+#include "sluice/ingest/archive.h"
+#include "text_util.h"
 
 namespace sluice::ingest {
 namespace {
@@ -26,28 +28,7 @@ bool IsSpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-std::string_view Strip(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
 
-std::string Quote(std::string_view s) {
-  constexpr size_t kMax = 40;
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size() && i < kMax; ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
-    }
-  }
-  if (s.size() > kMax) out += "...";
-  return out + "\"";
-}
 
 // Python's float(text): surrounding whitespace allowed, an optional sign, decimal or exponent form.
 // Non-finite values are refused (the reference would fail on int(inf)).
@@ -237,17 +218,6 @@ struct ArchiveDeleter {
   void operator()(archive* a) const { archive_read_free(a); }
 };
 
-bool UnsafeMemberPath(std::string_view path) {
-  if (path.starts_with("/")) return true;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    if (path.substr(start, end - start) == "..") return true;
-    start = end + 1;
-  }
-  return false;
-}
 
 std::string ArchiveError(archive* a) {
   const char* s = archive_error_string(a);
@@ -284,7 +254,7 @@ Result<BoxTable> ReadXmlArchive(const std::string& path) {
     std::string member = raw_name ? raw_name : "#" + std::to_string(index) + " (unnamed)";
     last_member = member;
     if (archive_entry_filetype(entry) != AE_IFREG || !HasSuffix(member, ".xml") ||
-        UnsafeMemberPath(member)) {
+        IsUnsafeMemberPath(member)) {
       continue;  // The data is skipped by the next header read.
     }
     std::string display = path + ":" + member;

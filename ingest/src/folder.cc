@@ -109,14 +109,12 @@ Result<IngestSummary> IngestFolder(const FolderOptions& opt) {
       formats::Example ex;
       if (flowers) {
         // slim's dataset_utils.image_to_tfexample, with download_and_convert_flowers.py's b'jpg'.
-        ex.SetBytes("image/encoded", img.bytes)
-            .SetBytes("image/format", "jpg")
+        ex.SetBytes("image/format", "jpg")
             .SetInt64("image/class/label", s.label)
             .SetInt64("image/height", img.height)
             .SetInt64("image/width", img.width);
       } else {
-        ex.SetBytes("image/encoded", img.bytes)
-            .SetBytes("image/format", "JPEG")
+        ex.SetBytes("image/format", "JPEG")
             .SetBytes("image/colorspace", "RGB")
             .SetInt64("image/channels", 3)
             .SetInt64("image/class/label", s.label)
@@ -125,6 +123,7 @@ Result<IngestSummary> IngestFolder(const FolderOptions& opt) {
             .SetInt64("image/width", img.width)
             .SetBytes("image/filename", Basename(members[s.member].path));
       }
+      SetEncodedImage(&ex, std::move(img.bytes));
       return BuiltRecord{ex.Serialize(), img.reencoded};
     };
     specs.push_back(std::move(spec));

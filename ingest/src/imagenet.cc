@@ -22,7 +22,7 @@ struct ImagenetTables {
 };
 
 // The 15 features of build_imagenet_data.py's _convert_to_example.
-std::string ImagenetExample(const PreparedImage& img, const std::string& filename,
+std::string ImagenetExample(PreparedImage&& img, const std::string& filename,
                             const std::string& synset, int64_t label, const ImagenetTables& t) {
   formats::Example ex;
   std::vector<float> xmin, ymin, xmax, ymax;
@@ -48,8 +48,8 @@ std::string ImagenetExample(const PreparedImage& img, const std::string& filenam
       .SetFloatList("image/object/bbox/xmax", std::move(xmax))
       .SetFloatList("image/object/bbox/ymax", std::move(ymax))
       .SetBytes("image/format", "JPEG")
-      .SetBytes("image/filename", filename)
-      .SetBytes("image/encoded", img.bytes);
+      .SetBytes("image/filename", filename);
+  SetEncodedImage(&ex, std::move(img.bytes));
   return ex.Serialize();
 }
 
@@ -192,9 +192,10 @@ Result<IngestSummary> IngestImagenet(const ImagenetOptions& opt) {
     spec.build = [&s, &tables, prep](const Sample& sample, std::string&& bytes) -> Result<BuiltRecord> {
       SLUICE_ASSIGN_OR_RETURN(PreparedImage img, PrepareImage(std::move(bytes), prep));
       const Member& m = s.members[sample.member];
-      return BuiltRecord{ImagenetExample(img, Basename(m.path), s.synset_of[sample.member],
+      const bool reencoded = img.reencoded;
+      return BuiltRecord{ImagenetExample(std::move(img), Basename(m.path), s.synset_of[sample.member],
                                          sample.label, tables),
-                         img.reencoded};
+                         reencoded};
     };
     inputs.push_back(InputJson(path));
     specs.push_back(std::move(spec));

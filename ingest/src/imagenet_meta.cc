@@ -4,16 +4,12 @@
 #include <cstdio>
 #include <string>
 
+#include "text_util.h"
+
 namespace sluice::ingest {
 namespace {
 
 constexpr std::string_view kValPrefix = "ILSVRC2012_val_";
-
-std::string_view Strip(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 // Splits text into lines (without '\n'); a final newline does not make an extra empty line.
 std::vector<std::string_view> SplitLines(std::string_view text) {
@@ -33,25 +29,6 @@ std::vector<std::string_view> SplitLines(std::string_view text) {
 // Drops trailing lines that are blank after stripping.
 void DropTrailingBlankLines(std::vector<std::string_view>* lines) {
   while (!lines->empty() && Strip(lines->back()).empty()) lines->pop_back();
-}
-
-// A short printable rendering of untrusted text for error messages.
-std::string Quote(std::string_view s) {
-  constexpr size_t kMax = 40;
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size() && i < kMax; ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
-    }
-  }
-  if (s.size() > kMax) out += "...";
-  out += "\"";
-  return out;
 }
 
 Status LineError(std::string_view name, size_t line, std::string_view reason) {

@@ -17,6 +17,13 @@ std::string Basename(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+void SetEncodedImage(formats::Example* example, std::string&& bytes) {
+  formats::Feature encoded;
+  encoded.kind = formats::FeatureKind::kBytes;
+  encoded.bytes.push_back(std::move(bytes));
+  example->SetFeature("image/encoded", std::move(encoded));
+}
+
 json InputJson(const std::string& path) {
   std::error_code ec;
   uint64_t bytes = 0;

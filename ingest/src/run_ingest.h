@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/formats/example.h"
 #include "sluice/ingest/datasets.h"
 #include "sluice/ingest/shard_writer.h"
 
@@ -20,6 +21,9 @@ Result<IngestSummary> RunIngest(const std::string& dataset, const nlohmann::json
 
 // {"path": p, "bytes": size} for the manifest's input list.
 nlohmann::json InputJson(const std::string& path);
+
+// Sets "image/encoded" by moving the bytes in (the image is the bulk of every record).
+void SetEncodedImage(formats::Example* example, std::string&& bytes);
 
 // Last path component: "a/b/c.JPEG" -> "c.JPEG".
 std::string Basename(const std::string& path);

@@ -147,7 +147,7 @@ class RunState {
 
 // Writes one shard. `fetch(member)` gives the member's bytes.
 Status WriteShard(const ShardJob& job, const WriterOptions& options, RunState* state,
-                  Progress* progress,
+                  Progress* progress, bool prefetch_hints,
                   const std::function<Result<std::string>(size_t member)>& fetch) {
   SplitSpec& split = *job.split;
   ShardResult& r = *job.result;
@@ -156,8 +156,17 @@ Status WriteShard(const ShardJob& job, const WriterOptions& options, RunState* s
   SLUICE_ASSIGN_OR_RETURN(formats::AtomicFile out, formats::AtomicFile::Create(path));
   formats::Sha256 sha;
   std::vector<formats::IndexEntry> index;
-  std::string framed;
-  for (size_t pos : job.positions) {
+  // Keep kPrefetch members of this shard requested ahead of the one being read.
+  constexpr size_t kPrefetch = 32;
+  auto prefetch = [&](size_t i) {
+    if (prefetch_hints && i < job.positions.size()) {
+      split.source->Prefetch((*split.members)[split.samples[job.positions[i]].member]);
+    }
+  };
+  for (size_t i = 0; i < kPrefetch; ++i) prefetch(i);
+  for (size_t i = 0; i < job.positions.size(); ++i) {
+    const size_t pos = job.positions[i];
+    prefetch(i + kPrefetch);
     if (state->failed()) return Status::Ok();  // someone else failed; abandon quietly
     const Sample& sample = split.samples[pos];
     const Member& member = (*split.members)[sample.member];
@@ -174,11 +183,16 @@ Status WriteShard(const ShardJob& job, const WriterOptions& options, RunState* s
       if (!state->CountBad(reject)) return Status::Ok();
       continue;
     }
-    framed.clear();
-    formats::AppendFramedRecord(built->example, &framed);
-    index.push_back({out.bytes_written(), framed.size()});
-    sha.Update(framed);
-    SLUICE_RETURN_IF_ERROR(out.Append(framed));
+    // Frame in place: the Example goes to the file buffer once, between its header and footer.
+    char header[formats::kRecordHeaderSize], footer[formats::kRecordFooterSize];
+    const std::string& data = built->example;
+    formats::EncodeRecordFrame(data, header, footer);
+    index.push_back({out.bytes_written(), formats::FramedSize(data.size())});
+    for (std::string_view piece : {std::string_view(header, sizeof(header)), std::string_view(data),
+                                   std::string_view(footer, sizeof(footer))}) {
+      sha.Update(piece);
+      SLUICE_RETURN_IF_ERROR(out.Append(piece));
+    }
     ++r.records;
     if (built->reencoded) ++r.reencoded;
     ++r.labels[sample.label];
@@ -276,12 +290,12 @@ Status WriteSplits(std::vector<SplitSpec>& splits, const WriterOptions& options,
 
   // Shards run in parallel, one task each: shards are independent, and a shard's bytes depend only on
   // the plan, so the thread count cannot change the output.
-  auto run_jobs = [&](const std::vector<ShardJob*>& batch,
+  auto run_jobs = [&](const std::vector<ShardJob*>& batch, bool prefetch_hints,
                       const std::function<Result<std::string>(const ShardJob&, size_t)>& fetch) {
     arena.execute([&] {
       tbb::parallel_for(size_t{0}, batch.size(), [&](size_t i) {
         const ShardJob& job = *batch[i];
-        Status s = WriteShard(job, options, &state, &progress,
+        Status s = WriteShard(job, options, &state, &progress, prefetch_hints,
                               [&](size_t member) { return fetch(job, member); });
         if (!s.ok()) state.Fail(s);
       });
@@ -296,7 +310,7 @@ Status WriteSplits(std::vector<SplitSpec>& splits, const WriterOptions& options,
     }
     if (mine.empty() || state.failed()) continue;
     if (split.source->random_access()) {
-      run_jobs(mine, [&](const ShardJob&, size_t member) {
+      run_jobs(mine, /*prefetch_hints=*/true, [&](const ShardJob&, size_t member) {
         return split.source->Read((*split.members)[member]);
       });
       continue;
@@ -328,7 +342,7 @@ Status WriteSplits(std::vector<SplitSpec>& splits, const WriterOptions& options,
       }
       std::vector<ShardJob*> batch(mine.begin() + start, mine.begin() + end);
       std::mutex mu;
-      run_jobs(batch, [&](const ShardJob&, size_t member) -> Result<std::string> {
+      run_jobs(batch, /*prefetch_hints=*/false, [&](const ShardJob&, size_t member) -> Result<std::string> {
         std::lock_guard<std::mutex> lock(mu);
         auto it = buffered.find(member);
         if (it == buffered.end()) {

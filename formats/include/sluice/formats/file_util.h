@@ -50,11 +50,13 @@ class AtomicFile {
 
  private:
   Status FlushBuffer();
+  void StartWriteback();
 
   std::string path_;
   int fd_ = -1;
   std::string buffer_;
   uint64_t bytes_written_ = 0;
+  uint64_t writeback_start_ = 0;  // bytes before this offset have had writeback started
 };
 
 }  // namespace sluice::formats

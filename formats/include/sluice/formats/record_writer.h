@@ -24,6 +24,9 @@ struct RecordWriterOptions {
 
 // Frames one record (header + data + footer) into `out` (appended). Exposed for tests and in-memory use.
 void AppendFramedRecord(std::string_view data, std::string* out);
+// The 12-byte header and 4-byte footer that frame `data`, for writers that place the data themselves.
+void EncodeRecordFrame(std::string_view data, char header[kRecordHeaderSize],
+                       char footer[kRecordFooterSize]);
 
 class RecordWriter {
  public:

@@ -61,6 +61,9 @@ class InputSource {
   virtual bool random_access() const = 0;
   // Reads one member's bytes (random-access sources only).
   virtual Result<std::string> Read(const Member& member) const = 0;
+  // Hints that `member` will be Read soon, so the kernel can fetch it in the background (shards read
+  // members in shuffled order; without hints the disk sees one outstanding read per worker).
+  virtual void Prefetch(const Member& member) const {}
   // Streams the archive once, calling fn(ordinal, bytes) for each listed member whose `wanted[ordinal]`
   // is true, in archive order. An error from fn stops the pass and is returned.
   virtual Status Stream(const std::vector<bool>& wanted,
