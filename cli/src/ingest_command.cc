@@ -166,8 +166,9 @@ Command AddIngestCommand(CLI::App& root) {
                        "ILSVRC2012_bbox_train_v2.tar.gz or bounding_boxes.csv");
   imagenet->add_option("--synsets", im->options.synsets,
                        "Synset list defining labels 1..N (default: the sorted train synsets)");
-  imagenet->add_option("--train-shards", im->options.train_shards)->default_val(1024);
-  imagenet->add_option("--val-shards", im->options.val_shards)->default_val(128);
+  imagenet->add_option("--train-shards", im->options.train_shards, "Train shards, train-%05d-of-N")
+      ->default_val(1024);
+  imagenet->add_option("--val-shards", im->options.val_shards, "Validation shards")->default_val(128);
   AddCommonFlags(imagenet, &im->common);
 
   auto fl = std::make_shared<FolderFlags>();
@@ -196,8 +197,8 @@ Command AddIngestCommand(CLI::App& root) {
   cifar->add_option("--encode", cf->encode, "png (as TFDS) or raw (32x32x3 HWC bytes)")
       ->check(CLI::IsMember({"png", "raw"}))
       ->default_val("png");
-  cifar->add_option("--train-shards", cf->options.train_shards)->default_val(10);
-  cifar->add_option("--test-shards", cf->options.test_shards)->default_val(2);
+  cifar->add_option("--train-shards", cf->options.train_shards, "Train shards")->default_val(10);
+  cifar->add_option("--test-shards", cf->options.test_shards, "Test shards")->default_val(2);
   AddCommonFlags(cifar, &cf->common);
 
   auto merge_dir = std::make_shared<std::string>();

@@ -175,3 +175,79 @@ TEST_F(CliTest, CompressedFilesByExtensionAndFlag) {
 
 }  // namespace
 }  // namespace sluice::cli
+
+namespace sluice::cli {
+namespace {
+
+const std::string kTrainTar =
+    std::string(SLUICE_FIXTURES_DIR) + "/tfds/imagenet2012/ILSVRC2012_img_train.tar";
+
+class IngestCliTest : public CliTest {
+ protected:
+  void TearDown() override {
+    for (const char* v : {"JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN",
+                          "SLURM_ARRAY_TASK_COUNT"}) {
+      ::unsetenv(v);
+    }
+    CliTest::TearDown();
+  }
+  int Ingest(std::vector<std::string> extra) {
+    std::vector<std::string> args = {"ingest", "imagenet", "--train-archive", kTrainTar,
+                                     "--train-shards", "4", "--out", Path("out")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    testing::internal::CaptureStderr();
+    int rc = Sluice(args);
+    err_ = testing::internal::GetCapturedStderr();
+    return rc;
+  }
+  std::string err_;
+};
+
+TEST_F(IngestCliTest, UsageErrorsExitTwo) {
+  EXPECT_EQ(Ingest({"--task-index", "2", "--num-tasks", "2"}), kExitUsage);
+  EXPECT_EQ(Ingest({"--memory-budget", "lots"}), kExitUsage);
+  ::setenv("JOB_COMPLETION_INDEX", "1", 1);
+  EXPECT_EQ(Ingest({}), kExitUsage);  // an index from Kubernetes but no --num-tasks
+  EXPECT_NE(err_.find("--num-tasks"), std::string::npos) << err_;
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(Sluice({"ingest", "flowers", "--archive", "x", "--out", Path("f"), "--split", "a,b"}),
+            kExitUsage);
+  testing::internal::GetCapturedStderr();
+}
+
+TEST_F(IngestCliTest, SlurmArrayEnvironmentSelectsTheTask) {
+  if (!HaveFixtures()) GTEST_SKIP();
+  ::setenv("SLURM_ARRAY_TASK_ID", "5", 1);  // an array --array=4-5: this is task 1 of 2
+  ::setenv("SLURM_ARRAY_TASK_MIN", "4", 1);
+  ::setenv("SLURM_ARRAY_TASK_COUNT", "2", 1);
+  ASSERT_EQ(Ingest({}), kExitOk) << err_;
+  EXPECT_FALSE(fs::exists(Path("out/train-00000-of-00004")));
+  EXPECT_TRUE(fs::exists(Path("out/train-00001-of-00004")));
+  EXPECT_FALSE(fs::exists(Path("out/train-00002-of-00004")));
+  EXPECT_TRUE(fs::exists(Path("out/train-00003-of-00004")));
+  EXPECT_FALSE(fs::exists(Path("out/manifest.json")));
+  EXPECT_NE(err_.find("merge-manifests"), std::string::npos) << err_;
+  // Task 0 from Kubernetes' variable, then the merge.
+  ::unsetenv("SLURM_ARRAY_TASK_ID");
+  ::unsetenv("SLURM_ARRAY_TASK_MIN");
+  ::unsetenv("SLURM_ARRAY_TASK_COUNT");
+  ::setenv("JOB_COMPLETION_INDEX", "0", 1);
+  ASSERT_EQ(Ingest({"--num-tasks", "2"}), kExitOk) << err_;
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(Sluice({"ingest", "merge-manifests", Path("out")}), kExitOk);
+  std::string merge = testing::internal::GetCapturedStderr();
+  EXPECT_NE(merge.find("4 shards, 100 records"), std::string::npos) << merge;
+  EXPECT_TRUE(fs::exists(Path("out/manifest.json")));
+}
+
+TEST_F(IngestCliTest, MergeBeforeAllTasksFinishedFails) {
+  if (!HaveFixtures()) GTEST_SKIP();
+  ASSERT_EQ(Ingest({"--num-tasks", "3", "--task-index", "0"}), kExitOk) << err_;
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(Sluice({"ingest", "merge-manifests", Path("out")}), kExitFailure);
+  std::string merge = testing::internal::GetCapturedStderr();
+  EXPECT_NE(merge.find("train-00001-of-00004"), std::string::npos) << merge;
+}
+
+}  // namespace
+}  // namespace sluice::cli
