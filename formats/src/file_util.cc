@@ -51,6 +51,22 @@ Result<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
+Result<OpenedFile> OpenForRead(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("open " + path, errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return Status::FromErrno("stat " + path, e);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return Status::InvalidArgument(path + " is a directory");
+  }
+  return OpenedFile{fd, static_cast<uint64_t>(st.st_size)};
+}
+
 Result<uint64_t> FileSize(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return Status::FromErrno("stat " + path, errno);

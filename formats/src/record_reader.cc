@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "sluice/formats/crc32c.h"
+#include "sluice/formats/file_util.h"
 #include "zlib_stream.h"
 
 namespace sluice::formats {
@@ -192,25 +193,15 @@ RecordReader::~RecordReader() = default;
 
 Result<std::unique_ptr<RecordReader>> RecordReader::Open(const std::string& path,
                                                          const RecordReaderOptions& options) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno("open " + path, errno);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    return Status::FromErrno("stat " + path, e);
-  }
-  if (S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    return Status::InvalidArgument(path + " is a directory");
-  }
+  SLUICE_ASSIGN_OR_RETURN(OpenedFile file, OpenForRead(path));
+  const int fd = file.fd;
 #ifdef POSIX_FADV_SEQUENTIAL
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
   std::unique_ptr<RecordReader> r(new RecordReader(path, options));
   SLUICE_ASSIGN_OR_RETURN(
       r->source_,
-      Wrap(std::make_unique<FileSource>(fd, static_cast<uint64_t>(st.st_size), path),
+      Wrap(std::make_unique<FileSource>(fd, file.size, path),
            options.compression, path));
   return r;
 }

@@ -403,16 +403,9 @@ Result<std::unique_ptr<InputSource>> InputSource::Open(const std::string& path,
                                                        const SourceOptions& options) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) return std::unique_ptr<InputSource>(new DirectorySource(path));
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno("open " + path, errno);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    return Status::FromErrno("stat " + path, e);
-  }
+  SLUICE_ASSIGN_OR_RETURN(formats::OpenedFile file, formats::OpenForRead(path));
   return std::unique_ptr<InputSource>(
-      new ArchiveSource(path, options, fd, static_cast<uint64_t>(st.st_size)));
+      new ArchiveSource(path, options, file.fd, file.size));
 }
 
 }  // namespace sluice::ingest

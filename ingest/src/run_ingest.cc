@@ -78,16 +78,7 @@ Result<IngestSummary> RunIngest(const std::string& dataset, const json& inputs,
               {"splits", split_files}};
   SLUICE_RETURN_IF_ERROR(WriteRunInfo(common.out_dir, run.dump(2) + "\n"));
 
-  WriterOptions w;
-  w.out_dir = common.out_dir;
-  w.seed = common.seed;
-  w.threads = common.threads;
-  w.num_tasks = common.num_tasks;
-  w.task_index = common.task_index;
-  w.resume = common.resume;
-  w.max_bad = common.max_bad;
-  w.write_index = common.write_index;
-  w.memory_budget = common.memory_budget;
+  WriterOptions w = common;
   w.options_fingerprint = json({{"tool", "sluice " SLUICE_VERSION}, {"dataset", dataset},
                                 {"options", options_json}})
                               .dump();

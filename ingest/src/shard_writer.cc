@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "progress.h"
+#include "splitmix64.h"
 #include "sluice/formats/file_util.h"
 #include "sluice/formats/index.h"
 #include "sluice/formats/record_format.h"
@@ -23,31 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, fully specified, so the shuffle is the same on
-// every platform and compiler (std::uniform_int_distribution is not).
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n), by rejection (no modulo bias).
-  uint64_t Below(uint64_t n) {
-    const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t x;
-    do {
-      x = Next();
-    } while (x >= limit);
-    return x % n;
-  }
-
- private:
-  uint64_t state_;
-};
 
 uint64_t Fnv1a(std::string_view s) {
   uint64_t h = 0xcbf29ce484222325ull;

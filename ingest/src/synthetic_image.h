@@ -19,32 +19,9 @@
 #include <vector>
 
 #include "sluice/formats/image.h"
+#include "splitmix64.h"
 
 namespace sluice::ingest {
-
-// SplitMix64 (Steele, Lea and Flood, "Fast Splittable Pseudorandom Number Generators", OOPSLA 2014;
-// constants as in Vigna's reference code). Small, fast, and good enough for image jitter; used
-// counter-style via MixSeed so every image has its own independent stream.
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, 1), 53 bits.
-  double Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
-  double Uniform(double lo, double hi) { return lo + (hi - lo) * Uniform(); }
-  // Uniform integer in [lo, hi] (inclusive). The modulo bias is below 2^-32 for our ranges.
-  int64_t UniformInt(int64_t lo, int64_t hi) {
-    return lo + static_cast<int64_t>(Next() % static_cast<uint64_t>(hi - lo + 1));
-  }
-
- private:
-  uint64_t state_;
-};
 
 // A seed for item `index` of stream `stream` under the user's seed: a hash, so nearby inputs give
 // unrelated streams.

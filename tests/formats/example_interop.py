@@ -18,15 +18,7 @@ import zlib
 sys.path.insert(0, os.path.dirname(__file__))
 import interop_common as ic  # noqa: E402
 
-checks = 0
-
-
-def check(cond, what):
-    global checks
-    if not cond:
-        print("FAIL:", what)
-        sys.exit(1)
-    checks += 1
+check = ic.Checker()
 
 
 def f32(x):
@@ -105,7 +97,7 @@ def main():
             check(msg.SerializeToString(deterministic=True) == rec, f"{comp}: canonical bytes")
 
     if args.cli == "none" or not os.path.exists(args.cli):
-        print(f"example_interop: {checks} checks passed (no CLI: skipped directions 2 and 3)")
+        print(f"example_interop: {check.count} checks passed (no CLI: skipped directions 2 and 3)")
         return
 
     # 2. Python writer (packed and unpacked lists) -> sluice inspect --json.
@@ -177,7 +169,7 @@ def main():
                 check(j["features"]["label"]["values"] == feats["label"][1], f"{name}: label")
                 check(j["features"]["filename"]["values"][0]["text"].encode() ==
                       feats["filename"][1][0], f"{name}: filename")
-    print(f"example_interop: {checks} checks passed")
+    print(f"example_interop: {check.count} checks passed")
 
 
 if __name__ == "__main__":

@@ -110,6 +110,19 @@ def example_classes(packed=True, package="interop"):
                          [bytes_list, float_list, int64_list, feature, features, example])
 
 
+class Checker:
+    """Counts passed checks; the first failure prints what failed and exits 1."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, cond, what):
+        if not cond:
+            print("FAIL:", what)
+            raise SystemExit(1)
+        self.count += 1
+
+
 def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument("--tools-dir", required=True)

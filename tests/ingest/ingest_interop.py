@@ -13,15 +13,7 @@ import tarfile
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "formats"))
 import interop_common as ic  # noqa: E402
 
-checks = 0
-
-
-def check(cond, what):
-    global checks
-    if not cond:
-        print("FAIL:", what)
-        sys.exit(1)
-    checks += 1
+check = ic.Checker()
 
 
 def features(msg):
@@ -106,7 +98,7 @@ def main():
         check(f["image/format"] == [b"jpg"], "slim format")
     labels = open(os.path.join(out, "labels.txt")).read()
     check(labels == "".join(f"{i}:{c}\n" for i, c in enumerate(classes)), "labels.txt")
-    print(f"ingest_interop: {checks} checks passed")
+    print(f"ingest_interop: {check.count} checks passed")
 
 
 def sof_size(data):

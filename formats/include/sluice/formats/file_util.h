@@ -17,6 +17,13 @@ namespace sluice::formats {
 
 // Reads a whole file. NotFound if it does not exist, IoError otherwise.
 Result<std::string> ReadFile(const std::string& path);
+// Opens a file read-only (O_CLOEXEC) and reports its size; InvalidArgument for a directory. The caller
+// owns the descriptor.
+struct OpenedFile {
+  int fd = -1;
+  uint64_t size = 0;
+};
+Result<OpenedFile> OpenForRead(const std::string& path);
 // Size in bytes of a regular file.
 Result<uint64_t> FileSize(const std::string& path);
 bool FileExists(const std::string& path);

@@ -12,19 +12,12 @@
 
 #include "sluice/formats/status.h"
 #include "sluice/ingest/image_prep.h"
+#include "sluice/ingest/shard_writer.h"
 
 namespace sluice::ingest {
 
-struct CommonOptions {
-  std::string out_dir;
-  uint64_t seed = 0;
-  int threads = 0;  // 0: all cores
-  int num_tasks = 1;
-  int task_index = 0;
-  bool resume = false;
-  int64_t max_bad = 100;
-  bool write_index = false;
-  uint64_t memory_budget = uint64_t{1} << 30;
+// Everything the shard writer takes (shard_writer.h), plus how images are checked and fixed.
+struct CommonOptions : WriterOptions {
   PrepOptions prep;
 };
 
