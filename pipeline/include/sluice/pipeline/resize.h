@@ -1,0 +1,49 @@
+// Resize kernels: interleaved HWC input (uint8 or float) into a preallocated float HWC output of
+// the requested size. Pure and thread-compatible: no state, no allocation beyond small per-call
+// tables.
+//
+// Both follow TensorFlow 1's legacy mapping (align_corners = false, half_pixel_centers = false):
+//   scale = in_size / out_size (float),  source coordinate s = dst_index * scale  (no half-pixel
+//   offset),
+// with taps outside the image clamped to the edge.
+//
+// Bilinear (tf.image.resize_bilinear): i = floor(s), f = s - i, taps i and min(i + 1, in - 1) with
+// weights 1 - f and f, applied along x then y.
+//
+// Bicubic (tf.image.resize_bicubic, Keys 1981 cubic convolution with a = -0.75):
+//   k(t) = (a + 2)|t|^3 - (a + 3)|t|^2 + 1            for |t| <= 1
+//   k(t) = a|t|^3 - 5a|t|^2 + 8a|t| - 4a              for 1 < |t| < 2, else 0;
+// i = floor(s), f = s - i, taps i - 1 .. i + 2 (clamped) with weights k(1 + f), k(f), k(1 - f), k(2
+// - f). Like TF, f is quantized to a 1024-entry table: f' = round(f * 1024) / 1024. The result is
+// not clamped (bicubic overshoots, e.g. below 0 next to a dark edge), exactly as TF returns it.
+//
+// An identity resize (same size) reproduces the input exactly.
+#ifndef SLUICE_PIPELINE_RESIZE_H_
+#define SLUICE_PIPELINE_RESIZE_H_
+
+#include <cstdint>
+
+namespace sluice::pipeline {
+
+// Sizes of a resize call. src: (src_height, src_width, channels); dst: (dst_height, dst_width,
+// channels). All sizes must be > 0; the buffers must not overlap.
+struct ResizeShape {
+  int src_height = 0;
+  int src_width = 0;
+  int channels = 0;
+  int dst_height = 0;
+  int dst_width = 0;
+};
+
+inline constexpr float kBicubicA = -0.75f;
+inline constexpr int kBicubicTableSize = 1024;
+
+// src: (src_height, src_width, channels) -> dst: (dst_height, dst_width, channels)
+void ResizeBicubic(const uint8_t* src, const ResizeShape& shape, float* dst);
+void ResizeBicubic(const float* src, const ResizeShape& shape, float* dst);
+void ResizeBilinear(const uint8_t* src, const ResizeShape& shape, float* dst);
+void ResizeBilinear(const float* src, const ResizeShape& shape, float* dst);
+
+}  // namespace sluice::pipeline
+
+#endif  // SLUICE_PIPELINE_RESIZE_H_
