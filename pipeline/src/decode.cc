@@ -1,0 +1,306 @@
+// Crop-window JPEG (libjpeg-turbo) and PNG decode behind sluice/pipeline/decode.h.
+//
+// libjpeg reports errors through a handler that must not return: ours records the message and
+// longjmps back to a setjmp, as in formats/src/image.cc. To keep that well defined in C++, the
+// function that calls setjmp (RunJpeg... below) owns no object with a destructor and keeps all
+// state that outlives a jump in a caller-owned struct; allocation and Status building happen in the
+// callers, between Run... calls.
+#include "sluice/pipeline/decode.h"
+
+#include <algorithm>
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+// jpeglib.h needs FILE from <cstdio> and must precede jerror.h.
+// clang-format off
+#include <jpeglib.h>
+#include <jerror.h>
+// clang-format on
+
+namespace sluice::pipeline {
+namespace {
+
+// Columns decoded beyond the window on each side (scaled pixels). jpeg_crop_scanline's output
+// equals the full decode's except at the left and right edges of the cropped region, where
+// libjpeg's "fancy" h2v1/h2v2 chroma upsampling sees no neighbour (libjpeg.txt, "Partial image
+// decompression"); keeping the window two columns inside the region keeps its pixels exact.
+constexpr JDIMENSION kCropMargin = 2;
+
+Status CheckPixelLimit(std::string_view format, uint64_t width, uint64_t height,
+                       int64_t max_pixels) {
+  const uint64_t pixels = width * height;
+  if (pixels > static_cast<uint64_t>(std::max<int64_t>(max_pixels, 0))) {
+    return Status::InvalidArgument(std::string(format) + " image is " + std::to_string(width) +
+                                   "x" + std::to_string(height) + " = " + std::to_string(pixels) +
+                                   " pixels, more than the limit of " + std::to_string(max_pixels) +
+                                   " (CropDecodeOptions::max_pixels)");
+  }
+  return Status::Ok();
+}
+
+std::string WindowString(const CropWindow& w) {
+  return "(x " + std::to_string(w.x) + ", y " + std::to_string(w.y) + ", " +
+         std::to_string(w.width) + "x" + std::to_string(w.height) + ")";
+}
+
+// InvalidArgument unless the window has positive sides and lies inside a width x height image.
+Status CheckWindow(const CropWindow& w, int64_t width, int64_t height) {
+  if (w.width <= 0 || w.height <= 0 || w.x < 0 || w.y < 0 || int64_t{w.x} + w.width > width ||
+      int64_t{w.y} + w.height > height) {
+    return Status::InvalidArgument("crop window " + WindowString(w) + " is not inside the " +
+                                   std::to_string(width) + "x" + std::to_string(height) + " image");
+  }
+  return Status::Ok();
+}
+
+bool ValidScale(int d) { return d == 1 || d == 2 || d == 4 || d == 8; }
+
+// Resizes without letting std::bad_alloc escape our API.
+Status TryResize(std::vector<uint8_t>* v, uint64_t size) {
+  try {
+    v->resize(size);
+  } catch (const std::exception&) {
+    return Status::InvalidArgument("cannot allocate " + std::to_string(size) + " bytes of pixels");
+  }
+  return Status::Ok();
+}
+
+// libjpeg's default manager prints warnings and calls exit() on errors. Ours formats the message
+// and longjmps to `jump`; every corrupt-data warning is an error (formats' strict mode).
+struct JpegErrorManager {
+  jpeg_error_mgr pub;  // first member: libjpeg passes &pub back to us as cinfo->err
+  jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+  int msg_code;
+};
+
+[[noreturn]] void JpegErrorExit(j_common_ptr cinfo) {
+  auto* err = reinterpret_cast<JpegErrorManager*>(cinfo->err);
+  err->msg_code = cinfo->err->msg_code;
+  (*cinfo->err->format_message)(cinfo, err->message);
+  std::longjmp(err->jump, 1);
+}
+
+// msg_level -1 is a warning, >= 0 a trace message. libjpeg reports most corrupt data as warnings
+// and carries on (a truncated file gets a fake EOI and gray rows): we stop at the first one.
+void JpegEmitMessage(j_common_ptr cinfo, int msg_level) {
+  if (msg_level >= 0) return;
+  cinfo->err->num_warnings++;
+  const int code = cinfo->err->msg_code;
+  // Harmless: a newer JFIF minor version, an Adobe transform code we treat as "none", an ICC note.
+  if (code == JWRN_JFIF_MAJOR || code == JWRN_ADOBE_XFORM || code == JWRN_BOGUS_ICC) return;
+  JpegErrorExit(cinfo);
+}
+
+void JpegOutputMessage(j_common_ptr) {}
+
+Status JpegStatus(const JpegErrorManager& err) {
+  const int code = err.msg_code;
+  if (code == JERR_BAD_PRECISION || code == JERR_SOF_UNSUPPORTED || code == JERR_NOT_COMPILED ||
+      code == JERR_CONVERSION_NOTIMPL) {
+    return Status::Unsupported(std::string("JPEG: ") + err.message);
+  }
+  return Status::DataLoss(std::string("corrupt JPEG: ") + err.message);
+}
+
+// Decompressor and its error manager. cinfo is zeroed so destroying it is safe even when
+// jpeg_create_decompress failed part way (jpeg_destroy checks cinfo->mem).
+struct JpegDecoder {
+  jpeg_decompress_struct cinfo{};
+  JpegErrorManager err{};
+  JpegDecoder() {
+    jpeg_std_error(&err.pub);
+    err.pub.error_exit = JpegErrorExit;
+    err.pub.emit_message = JpegEmitMessage;
+    err.pub.output_message = JpegOutputMessage;
+  }
+  ~JpegDecoder() { jpeg_destroy_decompress(&cinfo); }
+  JpegDecoder(const JpegDecoder&) = delete;
+  JpegDecoder& operator=(const JpegDecoder&) = delete;
+};
+
+// Creates the decompressor over `bytes` (which must outlive d) and reads the headers.
+bool RunJpegReadHeader(JpegDecoder* d, std::string_view bytes) {
+  d->cinfo.err = &d->err.pub;
+  if (setjmp(d->err.jump)) return false;
+  jpeg_create_decompress(&d->cinfo);
+  jpeg_mem_src(&d->cinfo, reinterpret_cast<const unsigned char*>(bytes.data()),
+               static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&d->cinfo, TRUE);
+  return true;
+}
+
+// What RunJpegCropDecode needs, all owned by the caller.
+struct CropJob {
+  J_COLOR_SPACE out_space;  // JCS_RGB or JCS_CMYK
+  int scale_denom;
+  CropWindow scaled;  // ScaledWindow(window, scale_denom)
+  uint8_t* row;       // scratch for one row: scaled image width * 4 bytes
+  uint8_t* out;       // scaled.width * scaled.height * 3 bytes
+};
+
+// Converts `width` pixels of libjpeg's CMYK (Adobe: inverted, 255 = no ink) to RGB as formats'
+// DecodeImage does.
+void CmykToRgb(const uint8_t* src, int width, bool inverted, uint8_t* dst) {
+  for (int x = 0; x < width; ++x) {
+    unsigned c = src[4 * x], m = src[4 * x + 1], y = src[4 * x + 2], k = src[4 * x + 3];
+    if (!inverted) {
+      c = 255 - c;
+      m = 255 - m;
+      y = 255 - y;
+      k = 255 - k;
+    }
+    dst[3 * x] = static_cast<uint8_t>((c * k + 127) / 255);
+    dst[3 * x + 1] = static_cast<uint8_t>((m * k + 127) / 255);
+    dst[3 * x + 2] = static_cast<uint8_t>((y * k + 127) / 255);
+  }
+}
+
+// Decodes job->scaled's rows and columns of the 1/scale_denom image. The rest of the image is
+// never decoded: rows above by jpeg_skip_scanlines, those below by aborting.
+bool RunJpegCropDecode(JpegDecoder* d, const CropJob* job) {
+  jpeg_decompress_struct* cinfo = &d->cinfo;
+  if (setjmp(d->err.jump)) return false;
+  cinfo->out_color_space = job->out_space;
+  cinfo->scale_num = 1;
+  cinfo->scale_denom = static_cast<unsigned>(job->scale_denom);
+  jpeg_start_decompress(cinfo);
+  const CropWindow& w = job->scaled;
+  const JDIMENSION full_width = cinfo->output_width;
+  // Requested columns with a margin (kCropMargin); libjpeg moves the start left to an iMCU
+  // boundary.
+  JDIMENSION x0 = static_cast<JDIMENSION>(w.x) > kCropMargin ? w.x - kCropMargin : 0;
+  const JDIMENSION x1 = std::min<JDIMENSION>(full_width, w.x + w.width + kCropMargin);
+  JDIMENSION crop_width = x1 - x0;
+  if (x0 > 0 || crop_width < full_width) jpeg_crop_scanline(cinfo, &x0, &crop_width);
+  const size_t skip = static_cast<size_t>(w.x) - x0;  // columns before the window in each row
+  if (w.y > 0) jpeg_skip_scanlines(cinfo, static_cast<JDIMENSION>(w.y));
+  const bool cmyk = job->out_space == JCS_CMYK;
+  const bool inverted = cinfo->saw_Adobe_marker;
+  const size_t out_stride = size_t(w.width) * 3;
+  for (int r = 0; r < w.height; ++r) {
+    JSAMPROW row = job->row;
+    if (jpeg_read_scanlines(cinfo, &row, 1) != 1) {
+      // Only a suspending data source returns 0; ours never suspends.
+      std::snprintf(d->err.message, sizeof(d->err.message), "decoder stopped at row %u of %u",
+                    cinfo->output_scanline, cinfo->output_height);
+      d->err.msg_code = 0;
+      return false;
+    }
+    uint8_t* dst = job->out + size_t(r) * out_stride;
+    if (cmyk) {
+      CmykToRgb(job->row + skip * 4, w.width, inverted, dst);
+    } else {
+      std::memcpy(dst, job->row + skip * 3, out_stride);
+    }
+  }
+  jpeg_abort_decompress(cinfo);
+  return true;
+}
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+int ChooseScaleDenom(int crop_w, int crop_h, int out_w, int out_h) {
+  if (crop_w <= 0 || crop_h <= 0 || out_w <= 0 || out_h <= 0) return 1;
+  int best = 1;
+  for (int d : kScaleDenoms) {
+    if (CeilDiv(crop_w, d) >= out_w && CeilDiv(crop_h, d) >= out_h) best = d;
+  }
+  return best;
+}
+
+CropWindow ScaledWindow(const CropWindow& window, int scale_denom) {
+  const int64_t d = scale_denom;
+  CropWindow s;
+  s.x = static_cast<int>(window.x / d);
+  s.y = static_cast<int>(window.y / d);
+  s.width = static_cast<int>(CeilDiv(int64_t{window.x} + window.width, d) - s.x);
+  s.height = static_cast<int>(CeilDiv(int64_t{window.y} + window.height, d) - s.y);
+  return s;
+}
+
+Status DecodeJpegCrop(std::string_view bytes, const CropWindow& window, int scale_denom,
+                      DecodedCrop* out, const CropDecodeOptions& options) {
+  if (!ValidScale(scale_denom)) {
+    return Status::InvalidArgument("JPEG scale denominator must be 1, 2, 4 or 8, got " +
+                                   std::to_string(scale_denom));
+  }
+  if (bytes.empty()) return Status::DataLoss("empty image (0 bytes)");
+  JpegDecoder d;
+  if (!RunJpegReadHeader(&d, bytes)) return JpegStatus(d.err);
+  const jpeg_decompress_struct& cinfo = d.cinfo;
+  SLUICE_RETURN_IF_ERROR(
+      CheckPixelLimit("JPEG", cinfo.image_width, cinfo.image_height, options.max_pixels));
+  SLUICE_RETURN_IF_ERROR(CheckWindow(window, cinfo.image_width, cinfo.image_height));
+  CropJob job{};
+  switch (cinfo.jpeg_color_space) {
+    case JCS_GRAYSCALE:  // libjpeg replicates gray to RGB
+    case JCS_RGB:
+    case JCS_YCbCr:
+      job.out_space = JCS_RGB;
+      break;
+    case JCS_CMYK:
+    case JCS_YCCK:  // libjpeg converts YCCK to CMYK; we take CMYK to RGB
+      job.out_space = JCS_CMYK;
+      break;
+    default:
+      return Status::Unsupported("JPEG with " + std::to_string(cinfo.num_components) +
+                                 " components in an unknown color space");
+  }
+  job.scale_denom = scale_denom;
+  job.scaled = ScaledWindow(window, scale_denom);
+  std::vector<uint8_t> row;
+  SLUICE_RETURN_IF_ERROR(TryResize(&row, uint64_t(CeilDiv(cinfo.image_width, scale_denom)) * 4));
+  out->width = job.scaled.width;
+  out->height = job.scaled.height;
+  SLUICE_RETURN_IF_ERROR(
+      TryResize(&out->pixels, uint64_t(job.scaled.width) * uint64_t(job.scaled.height) * 3));
+  job.row = row.data();
+  job.out = out->pixels.data();
+  if (!RunJpegCropDecode(&d, &job)) return JpegStatus(d.err);
+  return Status::Ok();
+}
+
+Status DecodePngCrop(std::string_view bytes, const CropWindow& window, DecodedCrop* out,
+                     const CropDecodeOptions& options) {
+  // Probe first so a window outside the image is refused without decoding anything.
+  SLUICE_ASSIGN_OR_RETURN(formats::ImageInfo info, formats::ProbeImage(bytes));
+  if (info.format != formats::ImageFormat::kPng) return Status::Unsupported("not a PNG image");
+  SLUICE_RETURN_IF_ERROR(CheckPixelLimit("PNG", info.width, info.height, options.max_pixels));
+  SLUICE_RETURN_IF_ERROR(CheckWindow(window, info.width, info.height));
+  SLUICE_ASSIGN_OR_RETURN(
+      formats::Image image,
+      formats::DecodeImage(bytes,
+                           {.max_pixels = options.max_pixels, .force_rgb = true, .strict = true}));
+  out->width = window.width;
+  out->height = window.height;
+  const size_t out_stride = size_t(window.width) * 3;
+  SLUICE_RETURN_IF_ERROR(TryResize(&out->pixels, out_stride * window.height));
+  const size_t in_stride = size_t(image.width) * 3;
+  for (int r = 0; r < window.height; ++r) {
+    std::memcpy(out->pixels.data() + r * out_stride,
+                image.pixels.data() + (size_t(window.y) + r) * in_stride + size_t(window.x) * 3,
+                out_stride);
+  }
+  return Status::Ok();
+}
+
+Status DecodeCrop(std::string_view bytes, const CropWindow& window, int scale_denom,
+                  DecodedCrop* out, const CropDecodeOptions& options) {
+  switch (formats::SniffFormat(bytes)) {
+    case formats::ImageFormat::kJpeg:
+      return DecodeJpegCrop(bytes, window, scale_denom, out, options);
+    case formats::ImageFormat::kPng:
+      return DecodePngCrop(bytes, window, out, options);
+    case formats::ImageFormat::kUnknown:
+      break;
+  }
+  if (bytes.empty()) return Status::DataLoss("empty image (0 bytes)");
+  return Status::Unsupported("not a JPEG or PNG image");
+}
+
+}  // namespace sluice::pipeline
