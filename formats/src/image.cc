@@ -21,10 +21,20 @@
 #include <jpeglib.h>
 #include <jerror.h>
 #include <png.h>
+
+#include "sluice/formats/internal/jpeg_codec.h"
 // clang-format on
 
 namespace sluice::formats {
 namespace {
+
+using internal::CmykToRgb;
+using internal::InitJpegErrorManager;
+using internal::JpegDecoder;
+using internal::JpegErrorManager;
+using internal::JpegStatus;
+using internal::RunJpegReadHeader;
+using internal::TryResizePixels;
 
 constexpr unsigned char kPngSignature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
 constexpr size_t kMessageSize = 256;
@@ -93,97 +103,8 @@ Status ValidateImage(const Image& image, int64_t max_side, std::string_view form
   return Status::Ok();
 }
 
-// Resizes without letting std::bad_alloc escape our API.
-Status TryResize(std::vector<uint8_t>* v, uint64_t size) {
-  try {
-    v->resize(size);
-  } catch (const std::exception&) {
-    return Status::InvalidArgument("cannot allocate " + std::to_string(size) + " bytes of pixels");
-  }
-  return Status::Ok();
-}
-
 // ------------------------------------------------------------------------------------------------
 // libjpeg
-
-// libjpeg's default manager prints warnings to stderr and calls exit() on errors. Ours formats the
-// message into `message` and longjmps to `jump`.
-struct JpegErrorManager {
-  jpeg_error_mgr pub;  // first member: libjpeg passes &pub back to us as cinfo->err
-  jmp_buf jump;
-  char message[JMSG_LENGTH_MAX];
-  int msg_code;
-  // See DecodeOptions::strict. When false, only errors and running out of data are fatal.
-  bool strict;
-};
-
-JpegErrorManager* ErrorManagerOf(j_common_ptr cinfo) {
-  return reinterpret_cast<JpegErrorManager*>(cinfo->err);
-}
-
-[[noreturn]] void JpegErrorExit(j_common_ptr cinfo) {
-  JpegErrorManager* err = ErrorManagerOf(cinfo);
-  err->msg_code = cinfo->err->msg_code;
-  (*cinfo->err->format_message)(cinfo, err->message);
-  std::longjmp(err->jump, 1);
-}
-
-// msg_level -1 is a warning, >= 0 a trace message. libjpeg reports most corrupt data as warnings
-// and carries on (a truncated file gets a fake EOI and gray rows): we stop at the first one,
-// except, when not strict, at corrupt-data warnings that TensorFlow's decode_jpeg also lets
-// through.
-void JpegEmitMessage(j_common_ptr cinfo, int msg_level) {
-  if (msg_level >= 0) return;
-  cinfo->err->num_warnings++;
-  const int code = cinfo->err->msg_code;
-  // Harmless: a newer JFIF minor version, an Adobe transform code we treat as "none", an ICC note.
-  if (code == JWRN_JFIF_MAJOR || code == JWRN_ADOBE_XFORM || code == JWRN_BOGUS_ICC) return;
-  if (!ErrorManagerOf(cinfo)->strict && code != JWRN_JPEG_EOF) return;
-  JpegErrorExit(cinfo);
-}
-
-void JpegOutputMessage(j_common_ptr) {}
-
-void InitJpegErrorManager(JpegErrorManager* err, bool strict) {
-  jpeg_std_error(&err->pub);
-  err->pub.error_exit = JpegErrorExit;
-  err->pub.emit_message = JpegEmitMessage;
-  err->pub.output_message = JpegOutputMessage;
-  err->message[0] = '\0';
-  err->msg_code = 0;
-  err->strict = strict;
-}
-
-Status JpegStatus(const JpegErrorManager& err) {
-  const int code = err.msg_code;
-  if (code == JERR_BAD_PRECISION || code == JERR_SOF_UNSUPPORTED || code == JERR_NOT_COMPILED ||
-      code == JERR_CONVERSION_NOTIMPL) {
-    return Status::Unsupported(std::string("JPEG: ") + err.message);
-  }
-  return Status::DataLoss(std::string("corrupt JPEG: ") + err.message);
-}
-
-// Decompressor and its error manager. cinfo is zeroed so destroying it is safe even when
-// jpeg_create_decompress failed part way (jpeg_destroy checks cinfo->mem).
-struct JpegDecoder {
-  jpeg_decompress_struct cinfo{};
-  JpegErrorManager err;
-  explicit JpegDecoder(bool strict) { InitJpegErrorManager(&err, strict); }
-  ~JpegDecoder() { jpeg_destroy_decompress(&cinfo); }
-  JpegDecoder(const JpegDecoder&) = delete;
-  JpegDecoder& operator=(const JpegDecoder&) = delete;
-};
-
-// Creates the decompressor over `bytes` (which must outlive d) and reads the headers.
-bool RunJpegReadHeader(JpegDecoder* d, std::string_view bytes) {
-  d->cinfo.err = &d->err.pub;
-  if (setjmp(d->err.jump)) return false;
-  jpeg_create_decompress(&d->cinfo);
-  jpeg_mem_src(&d->cinfo, reinterpret_cast<const unsigned char*>(bytes.data()),
-               static_cast<unsigned long>(bytes.size()));
-  jpeg_read_header(&d->cinfo, TRUE);
-  return true;
-}
 
 // Decodes every row into `out` (height * width * out_channels, preallocated). For CMYK output,
 // `cmyk_row` (width * 4) receives each row before conversion to RGB in `out`.
@@ -205,22 +126,7 @@ bool RunJpegDecode(JpegDecoder* d, J_COLOR_SPACE out_space, uint8_t* out, size_t
       d->err.msg_code = 0;
       return false;
     }
-    if (cmyk_row != nullptr) {
-      // Adobe writes inverted CMYK (255 = no ink): R = C * K / 255. Plain CMYK: R = (1-C)(1-K).
-      for (JDIMENSION x = 0; x < width; ++x) {
-        unsigned c = cmyk_row[4 * x], m = cmyk_row[4 * x + 1], y = cmyk_row[4 * x + 2],
-                 k = cmyk_row[4 * x + 3];
-        if (!inverted) {
-          c = 255 - c;
-          m = 255 - m;
-          y = 255 - y;
-          k = 255 - k;
-        }
-        dst[3 * x] = static_cast<uint8_t>((c * k + 127) / 255);
-        dst[3 * x + 1] = static_cast<uint8_t>((m * k + 127) / 255);
-        dst[3 * x + 2] = static_cast<uint8_t>((y * k + 127) / 255);
-      }
-    }
+    if (cmyk_row != nullptr) CmykToRgb(cmyk_row, static_cast<int>(width), inverted, dst);
   }
   jpeg_finish_decompress(cinfo);
   return true;
@@ -296,9 +202,9 @@ Result<Image> DecodeJpeg(std::string_view bytes, const DecodeOptions& options) {
   image.height = static_cast<int>(cinfo.image_height);
   image.channels = channels;
   const size_t stride = size_t{cinfo.image_width} * channels;
-  SLUICE_RETURN_IF_ERROR(TryResize(&image.pixels, stride * cinfo.image_height));
+  SLUICE_RETURN_IF_ERROR(TryResizePixels(&image.pixels, stride * cinfo.image_height));
   std::vector<uint8_t> cmyk_row;
-  if (cmyk) SLUICE_RETURN_IF_ERROR(TryResize(&cmyk_row, size_t{cinfo.image_width} * 4));
+  if (cmyk) SLUICE_RETURN_IF_ERROR(TryResizePixels(&cmyk_row, size_t{cinfo.image_width} * 4));
   if (!RunJpegDecode(&d, out_space, image.pixels.data(), stride,
                      cmyk ? cmyk_row.data() : nullptr)) {
     return JpegStatus(d.err);
@@ -566,7 +472,7 @@ Result<Image> DecodePng(std::string_view bytes, const DecodeOptions& options) {
   image.height = static_cast<int>(height);
   image.channels = channels;
   const size_t stride = size_t{width} * channels;
-  SLUICE_RETURN_IF_ERROR(TryResize(&image.pixels, stride * height));
+  SLUICE_RETURN_IF_ERROR(TryResizePixels(&image.pixels, stride * height));
   std::vector<png_bytep> rows;
   try {
     rows.resize(height);

@@ -1,7 +1,7 @@
 // Crop-window JPEG (libjpeg-turbo) and PNG decode behind sluice/pipeline/decode.h.
 //
 // libjpeg reports errors through a handler that must not return: ours records the message and
-// longjmps back to a setjmp, as in formats/src/image.cc. To keep that well defined in C++, the
+// longjmps back to a setjmp (formats' internal/jpeg_codec.h, shared with formats/src/image.cc). To keep that well defined in C++, the
 // function that calls setjmp (RunJpeg... below) owns no object with a destructor and keeps all
 // state that outlives a jump in a caller-owned struct; allocation and Status building happen in the
 // callers, between Run... calls.
@@ -13,14 +13,16 @@
 #include <cstring>
 #include <string>
 
-// jpeglib.h needs FILE from <cstdio> and must precede jerror.h.
-// clang-format off
-#include <jpeglib.h>
-#include <jerror.h>
-// clang-format on
+#include "sluice/formats/internal/jpeg_codec.h"  // shared libjpeg error handling (libjpeg types)
 
 namespace sluice::pipeline {
 namespace {
+
+using formats::internal::CmykToRgb;
+using formats::internal::JpegDecoder;
+using formats::internal::JpegStatus;
+using formats::internal::RunJpegReadHeader;
+using formats::internal::TryResizePixels;
 
 // Columns decoded beyond the window on each side (scaled pixels). jpeg_crop_scanline's output
 // equals the full decode's except at the left and right edges of the cropped region, where
@@ -57,81 +59,6 @@ Status CheckWindow(const CropWindow& w, int64_t width, int64_t height) {
 
 bool ValidScale(int d) { return d == 1 || d == 2 || d == 4 || d == 8; }
 
-// Resizes without letting std::bad_alloc escape our API.
-Status TryResize(std::vector<uint8_t>* v, uint64_t size) {
-  try {
-    v->resize(size);
-  } catch (const std::exception&) {
-    return Status::InvalidArgument("cannot allocate " + std::to_string(size) + " bytes of pixels");
-  }
-  return Status::Ok();
-}
-
-// libjpeg's default manager prints warnings and calls exit() on errors. Ours formats the message
-// and longjmps to `jump`; every corrupt-data warning is an error (formats' strict mode).
-struct JpegErrorManager {
-  jpeg_error_mgr pub;  // first member: libjpeg passes &pub back to us as cinfo->err
-  jmp_buf jump;
-  char message[JMSG_LENGTH_MAX];
-  int msg_code;
-};
-
-[[noreturn]] void JpegErrorExit(j_common_ptr cinfo) {
-  auto* err = reinterpret_cast<JpegErrorManager*>(cinfo->err);
-  err->msg_code = cinfo->err->msg_code;
-  (*cinfo->err->format_message)(cinfo, err->message);
-  std::longjmp(err->jump, 1);
-}
-
-// msg_level -1 is a warning, >= 0 a trace message. libjpeg reports most corrupt data as warnings
-// and carries on (a truncated file gets a fake EOI and gray rows): we stop at the first one.
-void JpegEmitMessage(j_common_ptr cinfo, int msg_level) {
-  if (msg_level >= 0) return;
-  cinfo->err->num_warnings++;
-  const int code = cinfo->err->msg_code;
-  // Harmless: a newer JFIF minor version, an Adobe transform code we treat as "none", an ICC note.
-  if (code == JWRN_JFIF_MAJOR || code == JWRN_ADOBE_XFORM || code == JWRN_BOGUS_ICC) return;
-  JpegErrorExit(cinfo);
-}
-
-void JpegOutputMessage(j_common_ptr) {}
-
-Status JpegStatus(const JpegErrorManager& err) {
-  const int code = err.msg_code;
-  if (code == JERR_BAD_PRECISION || code == JERR_SOF_UNSUPPORTED || code == JERR_NOT_COMPILED ||
-      code == JERR_CONVERSION_NOTIMPL) {
-    return Status::Unsupported(std::string("JPEG: ") + err.message);
-  }
-  return Status::DataLoss(std::string("corrupt JPEG: ") + err.message);
-}
-
-// Decompressor and its error manager. cinfo is zeroed so destroying it is safe even when
-// jpeg_create_decompress failed part way (jpeg_destroy checks cinfo->mem).
-struct JpegDecoder {
-  jpeg_decompress_struct cinfo{};
-  JpegErrorManager err{};
-  JpegDecoder() {
-    jpeg_std_error(&err.pub);
-    err.pub.error_exit = JpegErrorExit;
-    err.pub.emit_message = JpegEmitMessage;
-    err.pub.output_message = JpegOutputMessage;
-  }
-  ~JpegDecoder() { jpeg_destroy_decompress(&cinfo); }
-  JpegDecoder(const JpegDecoder&) = delete;
-  JpegDecoder& operator=(const JpegDecoder&) = delete;
-};
-
-// Creates the decompressor over `bytes` (which must outlive d) and reads the headers.
-bool RunJpegReadHeader(JpegDecoder* d, std::string_view bytes) {
-  d->cinfo.err = &d->err.pub;
-  if (setjmp(d->err.jump)) return false;
-  jpeg_create_decompress(&d->cinfo);
-  jpeg_mem_src(&d->cinfo, reinterpret_cast<const unsigned char*>(bytes.data()),
-               static_cast<unsigned long>(bytes.size()));
-  jpeg_read_header(&d->cinfo, TRUE);
-  return true;
-}
-
 // What RunJpegCropDecode needs, all owned by the caller.
 struct CropJob {
   J_COLOR_SPACE out_space;  // JCS_RGB or JCS_CMYK
@@ -141,22 +68,6 @@ struct CropJob {
   uint8_t* out;       // scaled.width * scaled.height * 3 bytes
 };
 
-// Converts `width` pixels of libjpeg's CMYK (Adobe: inverted, 255 = no ink) to RGB as formats'
-// DecodeImage does.
-void CmykToRgb(const uint8_t* src, int width, bool inverted, uint8_t* dst) {
-  for (int x = 0; x < width; ++x) {
-    unsigned c = src[4 * x], m = src[4 * x + 1], y = src[4 * x + 2], k = src[4 * x + 3];
-    if (!inverted) {
-      c = 255 - c;
-      m = 255 - m;
-      y = 255 - y;
-      k = 255 - k;
-    }
-    dst[3 * x] = static_cast<uint8_t>((c * k + 127) / 255);
-    dst[3 * x + 1] = static_cast<uint8_t>((m * k + 127) / 255);
-    dst[3 * x + 2] = static_cast<uint8_t>((y * k + 127) / 255);
-  }
-}
 
 // Decodes job->scaled's rows and columns of the 1/scale_denom image. The rest of the image is
 // never decoded: rows above by jpeg_skip_scanlines, those below by aborting.
@@ -230,7 +141,7 @@ Status DecodeJpegCrop(std::string_view bytes, const CropWindow& window, int scal
                                    std::to_string(scale_denom));
   }
   if (bytes.empty()) return Status::DataLoss("empty image (0 bytes)");
-  JpegDecoder d;
+  JpegDecoder d(/*strict=*/true);  // corrupt-data warnings are errors
   if (!RunJpegReadHeader(&d, bytes)) return JpegStatus(d.err);
   const jpeg_decompress_struct& cinfo = d.cinfo;
   SLUICE_RETURN_IF_ERROR(
@@ -254,11 +165,11 @@ Status DecodeJpegCrop(std::string_view bytes, const CropWindow& window, int scal
   job.scale_denom = scale_denom;
   job.scaled = ScaledWindow(window, scale_denom);
   std::vector<uint8_t> row;
-  SLUICE_RETURN_IF_ERROR(TryResize(&row, uint64_t(CeilDiv(cinfo.image_width, scale_denom)) * 4));
+  SLUICE_RETURN_IF_ERROR(TryResizePixels(&row, uint64_t(CeilDiv(cinfo.image_width, scale_denom)) * 4));
   out->width = job.scaled.width;
   out->height = job.scaled.height;
   SLUICE_RETURN_IF_ERROR(
-      TryResize(&out->pixels, uint64_t(job.scaled.width) * uint64_t(job.scaled.height) * 3));
+      TryResizePixels(&out->pixels, uint64_t(job.scaled.width) * uint64_t(job.scaled.height) * 3));
   job.row = row.data();
   job.out = out->pixels.data();
   if (!RunJpegCropDecode(&d, &job)) return JpegStatus(d.err);
@@ -279,7 +190,7 @@ Status DecodePngCrop(std::string_view bytes, const CropWindow& window, DecodedCr
   out->width = window.width;
   out->height = window.height;
   const size_t out_stride = size_t(window.width) * 3;
-  SLUICE_RETURN_IF_ERROR(TryResize(&out->pixels, out_stride * window.height));
+  SLUICE_RETURN_IF_ERROR(TryResizePixels(&out->pixels, out_stride * window.height));
   const size_t in_stride = size_t(image.width) * 3;
   for (int r = 0; r < window.height; ++r) {
     std::memcpy(out->pixels.data() + r * out_stride,
