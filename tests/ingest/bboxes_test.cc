@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "ingest_test_util.h"
+
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -14,6 +16,8 @@
 
 namespace sluice::ingest {
 namespace {
+
+using testing_util::ExpectError;
 
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
@@ -46,14 +50,6 @@ std::string Voc(std::string_view width, std::string_view height,
   return xml + "</annotation>\n";
 }
 
-template <typename T>
-void ExpectError(const Result<T>& r, StatusCode code,
-                 std::initializer_list<std::string_view> parts) {
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), code) << r.status().ToString();
-  for (std::string_view part : parts)
-    EXPECT_THAT(r.status().message(), HasSubstr(std::string(part)));
-}
 
 // ---- ParseVocXml
 // -------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "ingest_test_util.h"
+
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -15,6 +17,8 @@
 namespace sluice::ingest {
 namespace {
 
+using testing_util::ExpectError;
+
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -23,14 +27,6 @@ using namespace std::string_view_literals;
 const fs::path kCifarDir =
     fs::path(SLUICE_FIXTURES_DIR) / "tfds" / "cifar10" / "cifar-10-batches-bin";
 
-template <typename T>
-void ExpectError(const Result<T>& r, StatusCode code,
-                 std::initializer_list<std::string_view> parts) {
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), code) << r.status().ToString();
-  for (std::string_view part : parts)
-    EXPECT_THAT(r.status().message(), HasSubstr(std::string(part)));
-}
 
 // n records with labels[i] and pixel byte p of record i = (i * 7 + p) & 0xff.
 std::string MakeBinary(const std::vector<uint8_t>& labels) {

@@ -4,10 +4,12 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <utility>
@@ -20,6 +22,17 @@
 namespace sluice::ingest::testing_util {
 
 namespace fs = std::filesystem;
+
+// Asserts `r` failed with `code` and that its message contains every one of `parts`.
+template <typename T>
+void ExpectError(const Result<T>& r, StatusCode code,
+                 std::initializer_list<std::string_view> parts) {
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), code) << r.status().ToString();
+  for (std::string_view part : parts) {
+    EXPECT_THAT(r.status().message(), ::testing::HasSubstr(std::string(part)));
+  }
+}
 
 inline fs::path TempDir(const std::string& tag) {
   fs::path p = fs::temp_directory_path() /
