@@ -41,7 +41,10 @@ if [[ "$FUZZ_SECONDS" -gt 0 ]]; then
     cp "$fixtures"/images/* "$corpus/image_decode/"
   fi
   for target in record_reader example_parse image_decode; do
-    build/asan/fuzz/fuzz_$target -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 \
+    if [[ -d fuzz/regressions/$target ]]; then cp fuzz/regressions/$target/* "$corpus/$target/"; fi
+  done
+  for target in record_reader example_parse image_decode; do
+    build/asan/fuzz/fuzz_$target -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -malloc_limit_mb=1024 \
       -max_len=65536 -print_final_stats=1 "$corpus/$target" 2>build/asan/fuzz_$target.log ||
       { tail -50 build/asan/fuzz_$target.log >&2; echo "fuzz_$target found a crash" >&2; exit 1; }
     grep -E 'stat::number_of_executed_units' build/asan/fuzz_$target.log | sed "s/^/fuzz_$target: /" >&2

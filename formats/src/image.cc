@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <csetjmp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -313,6 +314,10 @@ struct PngReader {
   png_infop info = nullptr;
   std::string_view bytes;
   size_t offset = 0;
+  // Largest single allocation libpng may make (its row buffers need about 8 bytes per column);
+  // anything larger comes from a lying chunk length and is refused (see PngMalloc).
+  size_t max_alloc = 0;
+  size_t refused_alloc = 0;
   char message[kMessageSize] = {};
 
   ~PngReader() {
@@ -373,6 +378,24 @@ Status PngStatus(const char* message) {
   return Status::DataLoss(std::string("corrupt PNG: ") + message);
 }
 
+// libpng's allocator, capped: a chunk whose length field claims more than libpng's chunk limit
+// is only a benign error (a warning on read), after which libpng allocates the claimed length for
+// it. The cap turns such a claim into an error before any memory is taken.
+png_voidp PngMalloc(png_structp png, png_alloc_size_t size) {
+  auto* r = static_cast<PngReader*>(png_get_mem_ptr(png));
+  if (size > r->max_alloc) {
+    r->refused_alloc = size;
+    return nullptr;
+  }
+  return std::malloc(size);
+}
+
+void PngFree(png_structp, png_voidp p) { std::free(p); }
+
+// Ancillary chunks whose payload libpng would buffer whole (text, ICC profile, palettes, EXIF,
+// calibration). Pixels never depend on them, so they are skipped unread.
+constexpr png_byte kSkippedPngChunks[] = "iCCP\0tEXt\0zTXt\0iTXt\0sPLT\0eXIf\0pCAL\0sCAL\0";
+
 // Reads everything before the first IDAT.
 bool RunPngReadInfo(PngReader* r) {
   if (setjmp(png_jmpbuf(r->png))) return false;
@@ -381,16 +404,29 @@ bool RunPngReadInfo(PngReader* r) {
   png_set_read_fn(r->png, r, PngRead);
   // libpng refuses widths or heights above 10^6 by default; our pixel limit is the one that speaks.
   png_set_user_limits(r->png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
+  png_set_keep_unknown_chunks(r->png, PNG_HANDLE_CHUNK_NEVER, kSkippedPngChunks,
+                              static_cast<int>(sizeof(kSkippedPngChunks) / 5));
   png_read_info(r->png, r->info);
   return true;
 }
 
-// Creates the decoder over `bytes` (which must outlive r) and reads the header chunks.
-Status StartPng(PngReader* r, std::string_view bytes) {
+Status PngFailure(const PngReader& r) {
+  if (r.refused_alloc != 0) {
+    return Status::DataLoss("corrupt PNG: decoder asked for " + std::to_string(r.refused_alloc) +
+                            " bytes, more than the image's size allows (lying chunk length?)");
+  }
+  return PngStatus(r.message);
+}
+
+// Creates the decoder over `bytes` (which must outlive r) and reads the header chunks. libpng's
+// allocations are capped at what an image of max_pixels needs.
+Status StartPng(PngReader* r, std::string_view bytes, int64_t max_pixels) {
   r->bytes = bytes;
-  r->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, r, PngError<PngReader>, PngWarning);
+  r->max_alloc = (size_t{1} << 20) + static_cast<size_t>(std::max<int64_t>(max_pixels, 0)) * 8;
+  r->png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, r, PngError<PngReader>, PngWarning, r,
+                                    PngMalloc, PngFree);
   if (r->png == nullptr) return Status::InvalidArgument("cannot create a PNG decoder");
-  if (!RunPngReadInfo(r)) return PngStatus(r->message);
+  if (!RunPngReadInfo(r)) return PngFailure(*r);
   return Status::Ok();
 }
 
@@ -452,13 +488,13 @@ bool RunPngDecode(PngReader* r, bool force_rgb, int channels, png_bytep* rows) {
 
 Result<ImageInfo> ProbePng(std::string_view bytes) {
   PngReader r;
-  SLUICE_RETURN_IF_ERROR(StartPng(&r, bytes));
+  SLUICE_RETURN_IF_ERROR(StartPng(&r, bytes, kDefaultMaxPixels));
   return PngInfo(r.png, r.info);
 }
 
 Result<Image> DecodePng(std::string_view bytes, const DecodeOptions& options) {
   PngReader r;
-  SLUICE_RETURN_IF_ERROR(StartPng(&r, bytes));
+  SLUICE_RETURN_IF_ERROR(StartPng(&r, bytes, options.max_pixels));
   const uint32_t width = png_get_image_width(r.png, r.info);
   const uint32_t height = png_get_image_height(r.png, r.info);
   SLUICE_RETURN_IF_ERROR(CheckPixelLimit("PNG", width, height, options.max_pixels));
@@ -481,7 +517,7 @@ Result<Image> DecodePng(std::string_view bytes, const DecodeOptions& options) {
                                    " rows");
   }
   for (uint32_t y = 0; y < height; ++y) rows[y] = image.pixels.data() + y * stride;
-  if (!RunPngDecode(&r, options.force_rgb, channels, rows.data())) return PngStatus(r.message);
+  if (!RunPngDecode(&r, options.force_rgb, channels, rows.data())) return PngFailure(r);
   return image;
 }
 

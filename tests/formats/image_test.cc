@@ -629,6 +629,50 @@ TEST(DecodeImageTest, PngClaimingHugeSizeIsRefusedBeforeAllocating) {
       << image.status().ToString();
 }
 
+// A PNG chunk inserted right after IHDR (which ends at byte 33): 4-byte length (as claimed),
+// type, payload, CRC over type + payload.
+std::string WithChunkAfterIhdr(std::string png, std::string_view type, std::string_view payload,
+                               uint32_t claimed_length) {
+  std::string chunk(4, '\0');
+  PutBigEndian32(&chunk, 0, claimed_length);
+  chunk.append(type);
+  chunk.append(payload);
+  chunk.append(4, '\0');
+  PutBigEndian32(&chunk, chunk.size() - 4,
+                 Crc32(std::string_view(chunk).substr(4, type.size() + payload.size())));
+  png.insert(33, chunk);
+  return png;
+}
+
+// An ancillary chunk whose length field lies (1.5 GB in a tiny file) is only a "benign error" to
+// libpng, which then allocates the claimed length; found by fuzz_image_decode. It must be a plain
+// DataLoss (the allocation itself is caught by the asan fuzz regression run, fuzz/regressions).
+TEST(DecodeImageTest, PngChunkWithLyingLengthIsDataLoss) {
+  for (std::string_view type :
+       {"tEXt", "zTXt", "iTXt", "iCCP", "sPLT", "eXIf", "pCAL", "sCAL", "abCd"}) {
+    const std::string png =
+        WithChunkAfterIhdr(SmallPng(), type, std::string_view("k\0text", 6), 1560283090u);
+    Result<Image> image = DecodeImage(png);
+    EXPECT_EQ(image.status().code(), StatusCode::kDataLoss) << type;
+    Result<ImageInfo> info = ProbeImage(png);
+    EXPECT_EQ(info.status().code(), StatusCode::kDataLoss) << type;
+  }
+}
+
+// Large honest metadata (a 9 MB text chunk, above libpng's 8 MB chunk limit) is skipped unread and
+// the pixels are the same as without it.
+TEST(DecodeImageTest, PngWithLargeTextChunkDecodesLikeWithout) {
+  const std::string plain = SmallPng();
+  const std::string text(9u << 20, 'x');
+  const std::string with_text = WithChunkAfterIhdr(
+      plain, "tEXt", std::string("Comment\0", 8) + text, static_cast<uint32_t>(8 + text.size()));
+  Result<Image> a = DecodeImage(plain);
+  Result<Image> b = DecodeImage(with_text);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(a->pixels, b->pixels);
+}
+
 TEST(DecodeImageTest, MaxPixelsOptionAppliesToSmallImages) {
   for (const std::string& bytes : {SmallJpeg(), SmallPng()}) {
     const int64_t pixels = bytes[0] == '\xFF' ? 16 * 12 : 13 * 7;
