@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds everything, runs every test via ctest, then the AddressSanitizer+UBSan
-# build of the formats tests and a short libFuzzer smoke run of each fuzz target.
+# build of the formats tests, the ThreadSanitizer build of the pipeline tests, and a short libFuzzer
+# smoke run of each fuzz target.
 #   SLUICE_FUZZ_SECONDS=N  seconds per fuzz target (default 30; 0 skips the smoke)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,13 @@ cmake --build --preset asan -j "$JOBS"
 step "asan+ubsan tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --preset asan -j "$JOBS"
+
+step "tsan build (pipeline tests)"
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan -j "$JOBS"
+
+step "tsan tests"
+ctest --preset tsan -j "$JOBS"
 
 if [[ "$FUZZ_SECONDS" -gt 0 ]]; then
   step "fuzz smoke (${FUZZ_SECONDS}s per target)"

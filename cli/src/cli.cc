@@ -54,6 +54,7 @@ int RunCli(int argc, char** argv) {
   commands.push_back(AddIndexCommand(app));
   commands.push_back(AddSampleDataCommand(app));
   commands.push_back(AddIngestCommand(app));
+  commands.push_back(AddPipelineCommand(app));
 
   try {
     app.parse(argc, argv);

@@ -27,6 +27,7 @@ Command AddVerifyCommand(CLI::App& root);
 Command AddIndexCommand(CLI::App& root);
 Command AddSampleDataCommand(CLI::App& root);
 Command AddIngestCommand(CLI::App& root);
+Command AddPipelineCommand(CLI::App& root);
 
 // --compression auto|none|gzip|zlib, shared by every command that reads TFRecords.
 void AddCompressionFlag(CLI::App* app, std::string* value);

@@ -1,10 +1,10 @@
 // Crop-window JPEG (libjpeg-turbo) and PNG decode behind sluice/pipeline/decode.h.
 //
 // libjpeg reports errors through a handler that must not return: ours records the message and
-// longjmps back to a setjmp (formats' internal/jpeg_codec.h, shared with formats/src/image.cc). To keep that well defined in C++, the
-// function that calls setjmp (RunJpeg... below) owns no object with a destructor and keeps all
-// state that outlives a jump in a caller-owned struct; allocation and Status building happen in the
-// callers, between Run... calls.
+// longjmps back to a setjmp (formats' internal/jpeg_codec.h, shared with formats/src/image.cc). To
+// keep that well defined in C++, the function that calls setjmp (RunJpeg... below) owns no object
+// with a destructor and keeps all state that outlives a jump in a caller-owned struct; allocation
+// and Status building happen in the callers, between Run... calls.
 #include "sluice/pipeline/decode.h"
 
 #include <algorithm>
@@ -67,7 +67,6 @@ struct CropJob {
   uint8_t* row;       // scratch for one row: scaled image width * 4 bytes
   uint8_t* out;       // scaled.width * scaled.height * 3 bytes
 };
-
 
 // Decodes job->scaled's rows and columns of the 1/scale_denom image. The rest of the image is
 // never decoded: rows above by jpeg_skip_scanlines, those below by aborting.
@@ -165,7 +164,8 @@ Status DecodeJpegCrop(std::string_view bytes, const CropWindow& window, int scal
   job.scale_denom = scale_denom;
   job.scaled = ScaledWindow(window, scale_denom);
   std::vector<uint8_t> row;
-  SLUICE_RETURN_IF_ERROR(TryResizePixels(&row, uint64_t(CeilDiv(cinfo.image_width, scale_denom)) * 4));
+  SLUICE_RETURN_IF_ERROR(
+      TryResizePixels(&row, uint64_t(CeilDiv(cinfo.image_width, scale_denom)) * 4));
   out->width = job.scaled.width;
   out->height = job.scaled.height;
   SLUICE_RETURN_IF_ERROR(

@@ -1,0 +1,275 @@
+#include "sluice/pipeline/preset.h"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <span>
+
+#include "sluice/formats/example_view.h"
+#include "sluice/formats/image.h"
+#include "sluice/pipeline/crop.h"
+#include "sluice/pipeline/normalize.h"
+#include "sluice/pipeline/philox.h"
+
+namespace sluice::pipeline {
+
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+constexpr std::array<std::string_view, 6> kPresetNames = {
+    "resnet-train", "resnet-eval", "vgg-train", "vgg-eval", "cifar-train", "cifar-eval"};
+
+// The decoded window (RGB uint8) and its size, whichever path produced it.
+struct Window {
+  const uint8_t* pixels = nullptr;
+  int width = 0;
+  int height = 0;
+};
+
+// Decodes `window` of the image, DCT-scaled by `denom` unless spec.full_decode.
+Status DecodeWindow(const SampleSpec& spec, std::string_view bytes, const CropWindow& window,
+                    int denom, SampleScratch* scratch, Window* out) {
+  CropDecodeOptions options;
+  options.max_pixels = spec.max_pixels;
+  if (spec.full_decode) {
+    formats::DecodeOptions full;
+    full.max_pixels = spec.max_pixels;
+    SLUICE_ASSIGN_OR_RETURN(formats::Image image, formats::DecodeImage(bytes, full));
+    DecodedCrop& crop = scratch->crop;
+    crop.width = window.width;
+    crop.height = window.height;
+    crop.pixels.resize(static_cast<size_t>(window.width) * window.height * 3);
+    for (int y = 0; y < window.height; ++y) {
+      std::memcpy(
+          crop.pixels.data() + static_cast<size_t>(y) * window.width * 3,
+          image.pixels.data() + (static_cast<size_t>(window.y + y) * image.width + window.x) * 3,
+          static_cast<size_t>(window.width) * 3);
+    }
+  } else {
+    SLUICE_RETURN_IF_ERROR(DecodeCrop(bytes, window, denom, &scratch->crop, options));
+  }
+  *out = {scratch->crop.pixels.data(), scratch->crop.width, scratch->crop.height};
+  scratch->decode_end = Now();
+  return Status::Ok();
+}
+
+// resnet-train / resnet-eval: crop window, decode, bicubic resize to size x size.
+Status ResnetImage(const SampleSpec& spec, std::string_view bytes, PhiloxStream& rng,
+                   SampleScratch* scratch, float* dst) {
+  SLUICE_ASSIGN_OR_RETURN(formats::ImageInfo info, formats::ProbeImage(bytes));
+  CropWindow window;
+  if (spec.preset == Preset::kResnetTrain) {
+    DistortedCropOptions options;
+    options.image_size = spec.image_size;
+    window = SampleDistortedCrop(info.height, info.width, {}, options, rng);
+  } else {
+    window = CenterCrop(info.height, info.width, spec.image_size);
+  }
+  const int denom =
+      info.format == formats::ImageFormat::kJpeg
+          ? ChooseScaleDenom(window.width, window.height, spec.image_size, spec.image_size)
+          : 1;
+  Window w;
+  SLUICE_RETURN_IF_ERROR(DecodeWindow(spec, bytes, window, denom, scratch, &w));
+  ResizeShape shape{w.height, w.width, 3, spec.image_size, spec.image_size};
+  ResizeBicubic(w.pixels, shape, dst, &scratch->resize);
+  return Status::Ok();
+}
+
+// vgg-train / vgg-eval: the size x size crop of an aspect-preserving bilinear resize whose short
+// side is `side`; only the crop's pixels are computed.
+Status VggImage(const SampleSpec& spec, std::string_view bytes, PhiloxStream& rng,
+                SampleScratch* scratch, float* dst) {
+  SLUICE_ASSIGN_OR_RETURN(formats::ImageInfo info, formats::ProbeImage(bytes));
+  const bool train = spec.preset == Preset::kVggTrain;
+  const int side = train ? SampleVggResizeSide(rng) : 256;
+  const ImageSize resized = AspectPreservingResizeSize(info.height, info.width, side);
+  if (resized.height < spec.image_size || resized.width < spec.image_size) {
+    return Status::InvalidArgument("image " + std::to_string(info.width) + "x" +
+                                   std::to_string(info.height) + " resized to short side " +
+                                   std::to_string(side) + " is smaller than the " +
+                                   std::to_string(spec.image_size) + " crop");
+  }
+  const CropWindow crop = train ? VggRandomCrop(resized.height, resized.width, rng, spec.image_size)
+                                : VggCentralCrop(resized.height, resized.width, spec.image_size);
+  // The bilinear taps of the crop reach source rows/columns floor(o * scale) .. +1; decode the
+  // whole image (slim resizes the whole image too) at full resolution so the taps are exact.
+  const CropWindow all{0, 0, info.width, info.height};
+  Window w;
+  SLUICE_RETURN_IF_ERROR(DecodeWindow(spec, bytes, all, 1, scratch, &w));
+  ResizeShape shape{w.height, w.width, 3, resized.height, resized.width};
+  shape.window_x = crop.x;
+  shape.window_y = crop.y;
+  shape.window_width = crop.width;
+  shape.window_height = crop.height;
+  ResizeBilinear(w.pixels, shape, dst, &scratch->resize);
+  return Status::Ok();
+}
+
+// The 32x32x3 source pixels of a CIFAR record: RAW bytes as they are, or a decoded PNG/JPEG.
+Status CifarPixels(const SampleSpec& spec, std::string_view bytes, std::string_view format,
+                   SampleScratch* scratch, const uint8_t** pixels) {
+  const int size = spec.image_size;
+  if (format == "RAW") {
+    if (bytes.size() != static_cast<size_t>(size) * size * 3) {
+      return Status::DataLoss("RAW image has " + std::to_string(bytes.size()) +
+                              " bytes, expected " + std::to_string(size * size * 3) + " (" +
+                              std::to_string(size) + "x" + std::to_string(size) + "x3)");
+    }
+    *pixels = reinterpret_cast<const uint8_t*>(bytes.data());
+    scratch->decode_end = Now();
+    return Status::Ok();
+  }
+  SLUICE_ASSIGN_OR_RETURN(formats::ImageInfo info, formats::ProbeImage(bytes));
+  if (info.width != size || info.height != size) {
+    return Status::InvalidArgument("image is " + std::to_string(info.width) + "x" +
+                                   std::to_string(info.height) + ", the cifar presets expect " +
+                                   std::to_string(size) + "x" + std::to_string(size));
+  }
+  CropDecodeOptions options;
+  options.max_pixels = spec.max_pixels;
+  SLUICE_RETURN_IF_ERROR(DecodeCrop(bytes, {0, 0, size, size}, 1, &scratch->crop, options));
+  *pixels = scratch->crop.pixels.data();
+  scratch->decode_end = Now();
+  return Status::Ok();
+}
+
+// cifar-train: pad-and-crop + flip as one gather into dst (uint8 or float).
+template <typename T>
+void CifarCrop(const uint8_t* src, int size, const CropWindow& window, bool flip, T* dst) {
+  constexpr int kPad = 4;
+  for (int y = 0; y < size; ++y) {
+    const int sy = y + window.y - kPad;
+    for (int x = 0; x < size; ++x) {
+      const int sx = (flip ? size - 1 - x : x) + window.x - kPad;
+      T* out = dst + (static_cast<size_t>(y) * size + x) * 3;
+      if (sy < 0 || sy >= size || sx < 0 || sx >= size) {
+        out[0] = out[1] = out[2] = 0;
+      } else {
+        const uint8_t* in = src + (static_cast<size_t>(sy) * size + sx) * 3;
+        out[0] = in[0];
+        out[1] = in[1];
+        out[2] = in[2];
+      }
+    }
+  }
+}
+
+void ToUint8(const float* src, size_t n, uint8_t* dst) {
+  for (size_t i = 0; i < n; ++i) {
+    dst[i] = static_cast<uint8_t>(std::clamp(std::nearbyint(src[i]), 0.0f, 255.0f));
+  }
+}
+
+}  // namespace
+
+Result<Preset> ParsePreset(std::string_view name) {
+  for (size_t i = 0; i < kPresetNames.size(); ++i) {
+    if (kPresetNames[i] == name) return static_cast<Preset>(i);
+  }
+  std::string valid;
+  for (std::string_view n : kPresetNames) valid += (valid.empty() ? "" : ", ") + std::string(n);
+  return Status::InvalidArgument("unknown preset '" + std::string(name) + "' (valid: " + valid +
+                                 ")");
+}
+
+std::string_view PresetName(Preset preset) { return kPresetNames[static_cast<size_t>(preset)]; }
+
+bool IsTrainPreset(Preset preset) {
+  return preset == Preset::kResnetTrain || preset == Preset::kVggTrain ||
+         preset == Preset::kCifarTrain;
+}
+
+bool IsCifarPreset(Preset preset) {
+  return preset == Preset::kCifarTrain || preset == Preset::kCifarEval;
+}
+
+int DefaultImageSize(Preset preset) { return IsCifarPreset(preset) ? 32 : 224; }
+
+Status ProcessSample(const SampleSpec& spec, std::string_view record, uint64_t seed, uint32_t epoch,
+                     uint64_t index, SampleScratch* scratch, float* out_f32, uint8_t* out_u8,
+                     int64_t* label) {
+  const double start = Now();
+  scratch->timings = {};
+  scratch->parsed = false;
+  const std::array<std::string_view, 3> keys = {spec.image_key, spec.label_key, "image/format"};
+  std::array<formats::FeatureView, 3> views;
+  SLUICE_RETURN_IF_ERROR(formats::ScanExample(record, keys, views));
+  for (int k = 0; k < 2; ++k) {
+    if (views[k].kind == formats::FeatureKind::kNone) {
+      return Status::InvalidArgument("Example has no feature '" + std::string(keys[k]) + "'");
+    }
+  }
+  SLUICE_ASSIGN_OR_RETURN(std::string_view bytes, views[0].FirstBytes());
+  SLUICE_ASSIGN_OR_RETURN(*label, views[1].FirstInt64());
+  scratch->parsed = true;
+  const double parsed = Now();
+  scratch->timings.parse_s = parsed - start;
+  scratch->decode_end = parsed;
+  // Decode time ends inside the preset functions (decode_end); the rest is augmentation.
+  struct Finish {
+    SampleScratch* s;
+    double parsed;
+    ~Finish() {
+      const double end = Now();
+      s->timings.decode_s = s->decode_end - parsed;
+      s->timings.augment_s = end - s->decode_end;
+    }
+  } finish{scratch, parsed};
+
+  PhiloxStream rng(seed, epoch, index);
+  const int size = spec.image_size;
+  const size_t n = static_cast<size_t>(size) * size * 3;
+  const bool u8 = spec.output == OutputType::kUint8;
+
+  if (IsCifarPreset(spec.preset)) {
+    std::string_view format = "PNG";
+    if (views[2].kind == formats::FeatureKind::kBytes) {
+      SLUICE_ASSIGN_OR_RETURN(format, views[2].FirstBytes());
+    }
+    const uint8_t* src = nullptr;
+    SLUICE_RETURN_IF_ERROR(CifarPixels(spec, bytes, format, scratch, &src));
+    CropWindow window{4, 4, size, size};  // eval: the unpadded image
+    bool flip = false;
+    if (spec.preset == Preset::kCifarTrain) {
+      window = CifarRandomCrop(rng, size, 4);
+      flip = rng.Bernoulli();
+    }
+    if (u8) {
+      CifarCrop(src, size, window, flip, out_u8);
+    } else {
+      CifarCrop(src, size, window, flip, out_f32);
+      PerImageStandardize(out_f32, static_cast<int64_t>(n));
+    }
+    return Status::Ok();
+  }
+
+  // resnet / vgg: resize into a float image (the output itself when it is float).
+  float* image = out_f32;
+  if (u8) {
+    scratch->image.resize(n);
+    image = scratch->image.data();
+  }
+  const bool resnet = spec.preset == Preset::kResnetTrain || spec.preset == Preset::kResnetEval;
+  if (resnet) {
+    SLUICE_RETURN_IF_ERROR(ResnetImage(spec, bytes, rng, scratch, image));
+  } else {
+    SLUICE_RETURN_IF_ERROR(VggImage(spec, bytes, rng, scratch, image));
+  }
+  if (IsTrainPreset(spec.preset) && rng.Bernoulli()) FlipHorizontal(image, size, size, 3);
+  if (u8) {
+    ToUint8(image, n, out_u8);
+  } else if (resnet) {
+    NormalizeMeanStd(image, static_cast<int64_t>(size) * size, kResnetMean, kResnetStd);
+  } else {
+    SubtractMean(image, static_cast<int64_t>(size) * size, kVggMean);
+  }
+  return Status::Ok();
+}
+
+}  // namespace sluice::pipeline
