@@ -301,19 +301,7 @@ class Scanner {
 
   // Example::_InternalParse.
   bool ScanExample(std::string_view example) {
-    WireReader r(example, err_);
-    while (!r.AtEnd()) {
-      const char* tag_start = r.pos();
-      uint32_t tag;
-      if (!r.ReadTag(&tag)) return false;
-      if (tag == kTag1Len) {
-        std::string_view features;
-        if (!r.ReadLengthDelimited(&features) || !ScanFeatures(features)) return false;
-      } else if (!r.SkipField(tag, tag_start)) {
-        return false;
-      }
-    }
-    return true;
+    return ForEachField1(example, [this](std::string_view f) { return ScanFeatures(f); });
   }
 
   // The first requested key whose winning entry merged lists, or nullptr.
@@ -325,21 +313,28 @@ class Scanner {
   }
 
  private:
-  // Features::_InternalParse.
-  bool ScanFeatures(std::string_view features) {
-    WireReader r(features, err_);
+  // Calls child(bytes) for each length-delimited field 1 of `message`, skipping every other
+  // field; false at the first malformed field or failed child.
+  template <typename Child>
+  bool ForEachField1(std::string_view message, Child child) {
+    WireReader r(message, err_);
     while (!r.AtEnd()) {
       const char* tag_start = r.pos();
       uint32_t tag;
       if (!r.ReadTag(&tag)) return false;
       if (tag == kTag1Len) {
-        std::string_view entry;
-        if (!r.ReadLengthDelimited(&entry) || !ScanEntry(entry)) return false;
+        std::string_view bytes;
+        if (!r.ReadLengthDelimited(&bytes) || !child(bytes)) return false;
       } else if (!r.SkipField(tag, tag_start)) {
         return false;
       }
     }
     return true;
+  }
+
+  // Features::_InternalParse.
+  bool ScanFeatures(std::string_view features) {
+    return ForEachField1(features, [this](std::string_view e) { return ScanEntry(e); });
   }
 
   // MapEntryImpl::_InternalParse, then map[key] = value (the entry replaces any earlier one).
