@@ -59,13 +59,15 @@ Status CheckWindow(const CropWindow& w, int64_t width, int64_t height) {
 
 bool ValidScale(int d) { return d == 1 || d == 2 || d == 4 || d == 8; }
 
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 // What RunJpegCropDecode needs, all owned by the caller.
 struct CropJob {
   J_COLOR_SPACE out_space;  // JCS_RGB or JCS_CMYK
-  int scale_denom;
-  CropWindow scaled;  // ScaledWindow(window, scale_denom)
-  uint8_t* row;       // scratch for one row: scaled image width * 4 bytes
-  uint8_t* out;       // scaled.width * scaled.height * 3 bytes
+  int eighths;              // output scale eighths / 8
+  CropWindow scaled;        // ScaledWindowEighths(window, eighths)
+  uint8_t* row;             // scratch for one row: scaled image width * 4 bytes
+  uint8_t* out;             // scaled.width * scaled.height * 3 bytes
 };
 
 // Decodes job->scaled's rows and columns of the 1/scale_denom image. The rest of the image is
@@ -74,8 +76,8 @@ bool RunJpegCropDecode(JpegDecoder* d, const CropJob* job) {
   jpeg_decompress_struct* cinfo = &d->cinfo;
   if (setjmp(d->err.jump)) return false;
   cinfo->out_color_space = job->out_space;
-  cinfo->scale_num = 1;
-  cinfo->scale_denom = static_cast<unsigned>(job->scale_denom);
+  cinfo->scale_num = static_cast<unsigned>(job->eighths);
+  cinfo->scale_denom = 8;
   jpeg_start_decompress(cinfo);
   const CropWindow& w = job->scaled;
   const JDIMENSION full_width = cinfo->output_width;
@@ -110,8 +112,6 @@ bool RunJpegCropDecode(JpegDecoder* d, const CropJob* job) {
   return true;
 }
 
-int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 }  // namespace
 
 int ChooseScaleDenom(int crop_w, int crop_h, int out_w, int out_h) {
@@ -123,14 +123,28 @@ int ChooseScaleDenom(int crop_w, int crop_h, int out_w, int out_h) {
   return best;
 }
 
-CropWindow ScaledWindow(const CropWindow& window, int scale_denom) {
-  const int64_t d = scale_denom;
+int ChooseScaleEighths(int crop_w, int crop_h, int out_w, int out_h) {
+  if (crop_w <= 0 || crop_h <= 0 || out_w <= 0 || out_h <= 0) return 8;
+  for (int n = 1; n < 8; ++n) {
+    if (CeilDiv(int64_t{crop_w} * n, 8) >= out_w && CeilDiv(int64_t{crop_h} * n, 8) >= out_h) {
+      return n;
+    }
+  }
+  return 8;
+}
+
+CropWindow ScaledWindowEighths(const CropWindow& window, int eighths) {
+  const int64_t n = eighths;
   CropWindow s;
-  s.x = static_cast<int>(window.x / d);
-  s.y = static_cast<int>(window.y / d);
-  s.width = static_cast<int>(CeilDiv(int64_t{window.x} + window.width, d) - s.x);
-  s.height = static_cast<int>(CeilDiv(int64_t{window.y} + window.height, d) - s.y);
+  s.x = static_cast<int>(int64_t{window.x} * n / 8);
+  s.y = static_cast<int>(int64_t{window.y} * n / 8);
+  s.width = static_cast<int>(CeilDiv((int64_t{window.x} + window.width) * n, 8) - s.x);
+  s.height = static_cast<int>(CeilDiv((int64_t{window.y} + window.height) * n, 8) - s.y);
   return s;
+}
+
+CropWindow ScaledWindow(const CropWindow& window, int scale_denom) {
+  return ScaledWindowEighths(window, 8 / scale_denom);
 }
 
 Status DecodeJpegCrop(std::string_view bytes, const CropWindow& window, int scale_denom,
@@ -138,6 +152,15 @@ Status DecodeJpegCrop(std::string_view bytes, const CropWindow& window, int scal
   if (!ValidScale(scale_denom)) {
     return Status::InvalidArgument("JPEG scale denominator must be 1, 2, 4 or 8, got " +
                                    std::to_string(scale_denom));
+  }
+  return DecodeJpegCropEighths(bytes, window, 8 / scale_denom, out, options);
+}
+
+Status DecodeJpegCropEighths(std::string_view bytes, const CropWindow& window, int eighths,
+                             DecodedCrop* out, const CropDecodeOptions& options) {
+  if (eighths < 1 || eighths > 8) {
+    return Status::InvalidArgument("JPEG scale must be 1/8 .. 8/8, got " + std::to_string(eighths) +
+                                   "/8");
   }
   if (bytes.empty()) return Status::DataLoss("empty image (0 bytes)");
   JpegDecoder d(/*strict=*/true);  // corrupt-data warnings are errors
@@ -161,11 +184,11 @@ Status DecodeJpegCrop(std::string_view bytes, const CropWindow& window, int scal
       return Status::Unsupported("JPEG with " + std::to_string(cinfo.num_components) +
                                  " components in an unknown color space");
   }
-  job.scale_denom = scale_denom;
-  job.scaled = ScaledWindow(window, scale_denom);
+  job.eighths = eighths;
+  job.scaled = ScaledWindowEighths(window, eighths);
   std::vector<uint8_t> row;
   SLUICE_RETURN_IF_ERROR(
-      TryResizePixels(&row, uint64_t(CeilDiv(cinfo.image_width, scale_denom)) * 4));
+      TryResizePixels(&row, uint64_t(CeilDiv(int64_t{cinfo.image_width} * eighths, 8)) * 4));
   out->width = job.scaled.width;
   out->height = job.scaled.height;
   SLUICE_RETURN_IF_ERROR(

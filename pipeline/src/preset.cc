@@ -31,9 +31,9 @@ struct Window {
   int height = 0;
 };
 
-// Decodes `window` of the image, DCT-scaled by `denom` unless spec.full_decode.
+// Decodes `window` of the image; a JPEG DCT-scaled by eighths/8 unless spec.full_decode.
 Status DecodeWindow(const SampleSpec& spec, std::string_view bytes, const CropWindow& window,
-                    int denom, SampleScratch* scratch, Window* out) {
+                    int eighths, SampleScratch* scratch, Window* out) {
   CropDecodeOptions options;
   options.max_pixels = spec.max_pixels;
   if (spec.full_decode) {
@@ -50,8 +50,10 @@ Status DecodeWindow(const SampleSpec& spec, std::string_view bytes, const CropWi
           image.pixels.data() + (static_cast<size_t>(window.y + y) * image.width + window.x) * 3,
           static_cast<size_t>(window.width) * 3);
     }
+  } else if (formats::SniffFormat(bytes) == formats::ImageFormat::kJpeg) {
+    SLUICE_RETURN_IF_ERROR(DecodeJpegCropEighths(bytes, window, eighths, &scratch->crop, options));
   } else {
-    SLUICE_RETURN_IF_ERROR(DecodeCrop(bytes, window, denom, &scratch->crop, options));
+    SLUICE_RETURN_IF_ERROR(DecodeCrop(bytes, window, 1, &scratch->crop, options));
   }
   *out = {scratch->crop.pixels.data(), scratch->crop.width, scratch->crop.height};
   scratch->decode_end = Now();
@@ -70,12 +72,14 @@ Status ResnetImage(const SampleSpec& spec, std::string_view bytes, PhiloxStream&
   } else {
     window = CenterCrop(info.height, info.width, spec.image_size);
   }
-  const int denom =
+  // The smallest N/8 DCT scale that keeps the window at least image_size on both sides: the
+  // resize then starts from fewer pixels, and libjpeg computes fewer.
+  const int eighths =
       info.format == formats::ImageFormat::kJpeg
-          ? ChooseScaleDenom(window.width, window.height, spec.image_size, spec.image_size)
-          : 1;
+          ? ChooseScaleEighths(window.width, window.height, spec.image_size, spec.image_size)
+          : 8;
   Window w;
-  SLUICE_RETURN_IF_ERROR(DecodeWindow(spec, bytes, window, denom, scratch, &w));
+  SLUICE_RETURN_IF_ERROR(DecodeWindow(spec, bytes, window, eighths, scratch, &w));
   ResizeShape shape{w.height, w.width, 3, spec.image_size, spec.image_size};
   ResizeBicubic(w.pixels, shape, dst, &scratch->resize);
   return Status::Ok();
@@ -101,7 +105,7 @@ Status VggImage(const SampleSpec& spec, std::string_view bytes, PhiloxStream& rn
   // whole image (slim resizes the whole image too) at full resolution so the taps are exact.
   const CropWindow all{0, 0, info.width, info.height};
   Window w;
-  SLUICE_RETURN_IF_ERROR(DecodeWindow(spec, bytes, all, 1, scratch, &w));
+  SLUICE_RETURN_IF_ERROR(DecodeWindow(spec, bytes, all, 8, scratch, &w));
   ResizeShape shape{w.height, w.width, 3, resized.height, resized.width};
   shape.window_x = crop.x;
   shape.window_y = crop.y;

@@ -161,6 +161,33 @@ TEST_P(DecodeCropTest, ScaledWindowEqualsCutOfFullScaledDecode) {
   }
 }
 
+TEST_P(DecodeCropTest, EighthsWindowEqualsCutOfFullEighthsDecode) {
+  for (int n : {3, 5, 6, 7}) {
+    SCOPED_TRACE("scale " + std::to_string(n) + "/8");
+    DecodedCrop full;
+    ASSERT_TRUE(DecodeJpegCropEighths(jpeg_, {0, 0, kWidth, kHeight}, n, &full).ok());
+    ASSERT_EQ(full.width, (kWidth * n + 7) / 8);
+    ASSERT_EQ(full.height, (kHeight * n + 7) / 8);
+    DecodedCrop crop;
+    for (const CropWindow& w : Windows(kWidth, kHeight, kSeed + 10 * n, 20)) {
+      SCOPED_TRACE(Describe(w));
+      ASSERT_TRUE(DecodeJpegCropEighths(jpeg_, w, n, &crop).ok());
+      const CropWindow s = ScaledWindowEighths(w, n);
+      ASSERT_EQ(crop.width, s.width);
+      ASSERT_EQ(crop.height, s.height);
+      ASSERT_EQ(crop.pixels, Cut(full.pixels, full.width, s));
+    }
+  }
+  // 8/8 is the unscaled decode, and 4/8 the 1/2 one.
+  DecodedCrop a, b;
+  ASSERT_TRUE(DecodeJpegCropEighths(jpeg_, {3, 4, 50, 40}, 8, &a).ok());
+  ASSERT_TRUE(DecodeJpegCrop(jpeg_, {3, 4, 50, 40}, 1, &b).ok());
+  EXPECT_EQ(a.pixels, b.pixels);
+  ASSERT_TRUE(DecodeJpegCropEighths(jpeg_, {3, 4, 50, 40}, 4, &a).ok());
+  ASSERT_TRUE(DecodeJpegCrop(jpeg_, {3, 4, 50, 40}, 2, &b).ok());
+  EXPECT_EQ(a.pixels, b.pixels);
+}
+
 // The 1/d decode is a good picture of the image: each pixel is close to the mean of the d x d
 // source block it covers (a loose bound: the DCT scaling is not a box filter, and JPEG is lossy).
 TEST_P(DecodeCropTest, ScaledDecodeApproximatesBoxAverage) {
@@ -318,6 +345,25 @@ TEST(ScaledWindowTest, CoversEveryTouchedOutputPixel) {
   EXPECT_EQ(ScaledWindow({7, 9, 2, 1}, 8), (CropWindow{0, 1, 2, 1}));
   EXPECT_EQ(ScaledWindow({3, 5, 10, 6}, 2), (CropWindow{1, 2, 6, 4}));
   EXPECT_EQ(ScaledWindow({0, 0, 133, 101}, 4), (CropWindow{0, 0, 34, 26}));
+}
+
+TEST(ScaledWindowTest, EighthsCoverEveryTouchedOutputPixel) {
+  EXPECT_EQ(ScaledWindowEighths({0, 0, 16, 16}, 6), (CropWindow{0, 0, 12, 12}));
+  // x: 5 * 6 / 8 = 3.75 -> 3, end 15 * 6 / 8 = 11.25 -> 12; y: 2.25 -> 2, end 7.5 -> 8.
+  EXPECT_EQ(ScaledWindowEighths({5, 3, 10, 7}, 6), (CropWindow{3, 2, 9, 6}));
+  for (int d : {1, 2, 4, 8}) {
+    EXPECT_EQ(ScaledWindowEighths({13, 7, 101, 55}, 8 / d), ScaledWindow({13, 7, 101, 55}, d));
+  }
+}
+
+TEST(ChooseScaleEighthsTest, SmallestScaleThatKeepsEnoughPixels) {
+  EXPECT_EQ(ChooseScaleEighths(320, 320, 224, 224), 6);  // 240 >= 224, 5/8 gives 200
+  EXPECT_EQ(ChooseScaleEighths(448, 448, 224, 224), 4);
+  EXPECT_EQ(ChooseScaleEighths(449, 300, 224, 224), 6);  // the short side decides: 225
+  EXPECT_EQ(ChooseScaleEighths(224, 224, 224, 224), 8);
+  EXPECT_EQ(ChooseScaleEighths(100, 100, 224, 224), 8);  // upscaling: never scale down
+  EXPECT_EQ(ChooseScaleEighths(5000, 5000, 224, 224), 1);
+  EXPECT_EQ(ChooseScaleEighths(0, 10, 1, 1), 8);
 }
 
 TEST(ChooseScaleDenomTest, LargestScaleThatKeepsEnoughPixels) {

@@ -65,6 +65,17 @@ CropWindow ScaledWindow(const CropWindow& window, int scale_denom);
 Status DecodeJpegCrop(std::string_view bytes, const CropWindow& window, int scale_denom,
                       DecodedCrop* out, const CropDecodeOptions& options = {});
 
+// Finer DCT scaling: libjpeg-turbo scales by any N/8, N = 1..8 (the scaled image is
+// ceil(W * N / 8) x ceil(H * N / 8); output pixel i covers source pixels [8i/N, 8(i+1)/N)).
+// ChooseScaleEighths gives the smallest N whose scaled window is still at least out_w x out_h (8
+// when any argument is not positive); ScaledWindowEighths and DecodeJpegCropEighths are
+// ScaledWindow and DecodeJpegCrop at N/8 (DecodeJpegCrop(d) is DecodeJpegCropEighths(8 / d)), with
+// the same exactness: the window equals the same region of a whole-image decode at N/8.
+int ChooseScaleEighths(int crop_w, int crop_h, int out_w, int out_h);
+CropWindow ScaledWindowEighths(const CropWindow& window, int eighths);
+Status DecodeJpegCropEighths(std::string_view bytes, const CropWindow& window, int eighths,
+                             DecodedCrop* out, const CropDecodeOptions& options = {});
+
 // PNG has no partial decode: decodes the whole image (formats::DecodeImage, RGB, alpha dropped) and
 // copies the window out. Full resolution only.
 Status DecodePngCrop(std::string_view bytes, const CropWindow& window, DecodedCrop* out,
