@@ -55,13 +55,13 @@ if [[ -d $fixtures ]]; then
   rm "$OUT/corrupt.tfrecord"
 fi
 
-step "input pipeline: the naive configuration vs sluice's, same shards, a simulated 150 ms training step"
+step "input pipeline: the naive configuration vs sluice's, same shards, a simulated 100 ms training step"
 # --basic: 1 thread, no prefetch, full-image decode -> the step waits for every batch.
 $SLUICE pipeline bench --data "$OUT/imagenet/train-*" --preset resnet-train --batch 32 --steps 16 \
-  --consumer-ms 150 --basic --quiet --json "$OUT/pipeline_basic.json"
+  --consumer-ms 100 --basic --quiet --json "$OUT/pipeline_basic.json"
 # default: all cores, crop-window decode, batches prefetched while the step runs.
 $SLUICE pipeline bench --data "$OUT/imagenet/train-*" --preset resnet-train --batch 32 --steps 16 \
-  --consumer-ms 150 --quiet --json "$OUT/pipeline_default.json" --trace "$OUT/pipeline_trace.json"
+  --consumer-ms 100 --quiet --json "$OUT/pipeline_default.json" --trace "$OUT/pipeline_trace.json"
 echo "(open $OUT/pipeline_trace.json in https://ui.perfetto.dev for the per-thread timeline)" >&2
 $SLUICE pipeline bench --data "$OUT/cifar10/train-*" --preset cifar-train --batch 128 --epochs 2 --quiet \
   2>/dev/null
