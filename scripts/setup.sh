@@ -2,6 +2,8 @@
 # Installs every build, test and benchmark dependency of sluice from Debian packages.
 # Idempotent: packages already present are skipped, and `apt-get update` runs only
 # when something is missing. Works as root (CI) or through sudo.
+#   scripts/setup.sh --peers   also the comparison peers of bench/ (PyTorch, torchvision, PIL:
+#                              about 1 GB, so not installed for the build and tests)
 set -euo pipefail
 
 PACKAGES=(
@@ -14,6 +16,9 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libssl-dev
   python3 python3-protobuf python3-numpy bc
 )
+if [[ ${1:-} == --peers ]]; then
+  PACKAGES+=(python3-torch python3-torchvision python3-pil)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

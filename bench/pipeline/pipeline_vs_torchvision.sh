@@ -30,7 +30,7 @@
 #   this share of the CPUs, at most this many times.
 # The host is shared: every measurement also records how much CPU the rest of the machine used meanwhile
 # (the "others" column of results.md); figures taken while others used a large share are not comparable.
-# Needs /usr/bin/python3 with numpy, torch, torchvision (Debian python3-torchvision), gcc and libturbojpeg-dev.
+# Installs what it needs with scripts/setup.sh --peers (Debian python3-torchvision, ...).
 # Writes WORK_DIR/results.md (the table + details) and WORK_DIR/runs/rN/* (raw logs and JSON profiles).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,6 +48,7 @@ PY=/usr/bin/python3
 PEER_DATA=/tmp/peers  # fixed by make_images.py / dataloader_bench.py
 [[ -x $SLUICE ]] || { echo "build first: cmake --preset release && cmake --build --preset release" >&2; exit 1; }
 [[ -f $PEERS_DIR/dataloader_bench.py ]] || { echo "no peers in $PEERS_DIR (set PEERS_DIR)" >&2; exit 1; }
+"$(dirname "$0")/../../scripts/setup.sh" --peers  # Debian python3-torchvision etc., if missing
 $PY -c 'import numpy, torch, torchvision' || { echo "$PY lacks numpy/torch/torchvision" >&2; exit 1; }
 SLUICE=$(realpath "$SLUICE")
 PEERS_DIR=$(realpath "$PEERS_DIR")
