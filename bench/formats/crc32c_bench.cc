@@ -1,4 +1,5 @@
-// CRC32C throughput per core: the SSE4.2 three-chain path vs the slicing-by-8 fallback, across sizes.
+// CRC32C throughput per core: the SSE4.2 three-chain path vs the slicing-by-8 fallback, across
+// sizes.
 #include <benchmark/benchmark.h>
 
 #include <random>

@@ -10,39 +10,15 @@
 #include <random>
 #include <string>
 
+#include "bench_inputs.h"
 #include "sluice/formats/example.h"
 #include "sluice/formats/example_view.h"
 
 namespace {
 
 using namespace sluice::formats;
-
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  std::mt19937 rng(seed);
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
-Example ImageNetExample(size_t image_size) {
-  Example ex;
-  ex.SetInt64("image/height", 375)
-      .SetInt64("image/width", 500)
-      .SetBytes("image/colorspace", "RGB")
-      .SetInt64("image/channels", 3)
-      .SetInt64("image/class/label", 449)
-      .SetBytes("image/class/synset", "n01440764")
-      .SetBytes("image/class/text", "tench, Tinca tinca")
-      .SetFloatList("image/object/bbox/xmin", {0.1f})
-      .SetFloatList("image/object/bbox/ymin", {0.2f})
-      .SetFloatList("image/object/bbox/xmax", {0.8f})
-      .SetFloatList("image/object/bbox/ymax", {0.9f})
-      .SetInt64List("image/object/bbox/label", {449})
-      .SetBytes("image/format", "JPEG")
-      .SetBytes("image/filename", "n01440764_10026.JPEG")
-      .SetBytes("image/encoded", RandomBytes(image_size, 3));
-  return ex;
-}
+using sluice::bench::ImageNetExample;
+using sluice::bench::RandomBytes;
 
 Example CifarExample() {
   Example ex;

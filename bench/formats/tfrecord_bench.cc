@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 
+#include "bench_inputs.h"
 #include "sluice/formats/example.h"
 #include "sluice/formats/record_reader.h"
 #include "sluice/formats/record_writer.h"
@@ -15,18 +16,13 @@
 namespace {
 
 using namespace sluice::formats;
+using sluice::bench::ImageNetExample;
+using sluice::bench::RandomBytes;
 
 std::string TempPath(const std::string& name) {
   return (std::filesystem::temp_directory_path() /
           ("sluice_bench_" + std::to_string(::getpid()) + "_" + name))
       .string();
-}
-
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  std::mt19937 rng(seed);
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
 }
 
 constexpr size_t kFileBytes = size_t{256} << 20;
@@ -76,27 +72,6 @@ void BM_TFRecord_ReadVerify(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * n);
 }
 BENCHMARK(BM_TFRecord_ReadVerify)->Arg(1 << 10)->Arg(110 << 10)->Unit(benchmark::kMillisecond);
-
-// An ImageNet-style Example: build_imagenet_data.py's features around `image_size` bytes of JPEG.
-Example ImageNetExample(size_t image_size) {
-  Example ex;
-  ex.SetInt64("image/height", 375)
-      .SetInt64("image/width", 500)
-      .SetBytes("image/colorspace", "RGB")
-      .SetInt64("image/channels", 3)
-      .SetInt64("image/class/label", 449)
-      .SetBytes("image/class/synset", "n01440764")
-      .SetBytes("image/class/text", "tench, Tinca tinca")
-      .SetFloatList("image/object/bbox/xmin", {0.1f})
-      .SetFloatList("image/object/bbox/ymin", {0.2f})
-      .SetFloatList("image/object/bbox/xmax", {0.8f})
-      .SetFloatList("image/object/bbox/ymax", {0.9f})
-      .SetInt64List("image/object/bbox/label", {449})
-      .SetBytes("image/format", "JPEG")
-      .SetBytes("image/filename", "n01440764_10026.JPEG")
-      .SetBytes("image/encoded", RandomBytes(image_size, 3));
-  return ex;
-}
 
 void BM_Example_Encode(benchmark::State& state) {
   Example ex = ImageNetExample(state.range(0));
