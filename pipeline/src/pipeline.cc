@@ -155,6 +155,9 @@ class Pipeline::Impl {
   Item Produce(tbb::flow_control& fc);
   Item Process(Item item);
   void Assemble(const Item& item);
+  std::unique_ptr<Batch> StartBatch(uint32_t epoch);
+  template <typename T>
+  void Place(const T* src, int pos, T* batch) const;
   void Flush();
   void Fail(Status status);
   int AcquireSlot();
@@ -186,7 +189,6 @@ class Pipeline::Impl {
 
   // Batch stage state (serial).
   std::unique_ptr<Batch> filling_;
-  uint64_t assembled_ = 0;  // samples through the batch stage (good and bad)
   uint64_t expected_total_ = UINT64_MAX;
   uint32_t next_batch_epoch_ = 0;
 
@@ -212,7 +214,7 @@ class Pipeline::Impl {
   std::atomic<int64_t> process_items_{0}, parse_ns_{0}, decode_ns_{0}, augment_ns_{0},
       process_busy_ns_{0};
   std::atomic<int64_t> batch_items_{0}, batch_busy_ns_{0};
-  std::atomic<int64_t> emitted_{0}, started_{0}, processed_{0};
+  std::atomic<int64_t> emitted_{0}, started_{0};  // for the occupancy samples
   std::atomic<uint64_t> bad_images_{0};
   std::atomic<uint64_t> skipped_shards_{0};  // copied from the source after each read
   std::vector<std::string> bad_examples_;    // under mu_
@@ -440,7 +442,6 @@ Item Pipeline::Impl::Process(Item item) {
   augment_ns_ += Nanos(t.augment_s);
   process_busy_ns_ += Nanos(end - begin);
   ++process_items_;
-  ++processed_;
   if (config_.trace) {
     const double parse_end = begin + t.parse_s;
     const double decode_end = parse_end + t.decode_s;
@@ -474,86 +475,90 @@ Item Pipeline::Impl::Process(Item item) {
   return item;
 }
 
+// A batch buffer from the pool (or a new one), shaped for config_ and empty.
+std::unique_ptr<Batch> Pipeline::Impl::StartBatch(uint32_t epoch) {
+  std::unique_ptr<Batch> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!free_batches_.empty()) {
+      batch = std::move(free_batches_.back());
+      free_batches_.pop_back();
+    }
+  }
+  if (batch == nullptr) batch = std::make_unique<Batch>();
+  const size_t b = static_cast<size_t>(config_.batch_size);
+  batch->size = 0;
+  batch->epoch = epoch;
+  batch->height = batch->width = config_.image_size;
+  batch->channels = 3;
+  batch->layout = config_.layout;
+  batch->output = config_.output;
+  if (config_.output == OutputType::kFloat32) {
+    batch->f32.resize(sample_values_ * b);
+  } else {
+    batch->u8.resize(sample_values_ * b);
+  }
+  batch->labels.resize(b);
+  batch->samples.resize(b);
+  return batch;
+}
+
+// Copies a sample (HWC) into position pos of a batch buffer, transposing for NCHW.
+template <typename T>
+void Pipeline::Impl::Place(const T* src, int pos, T* batch) const {
+  T* dst = batch + sample_values_ * pos;
+  if (config_.layout == Layout::kNhwc) {
+    std::memcpy(dst, src, sample_values_ * sizeof(T));
+    return;
+  }
+  const size_t hw = sample_values_ / 3;
+  for (size_t p = 0; p < hw; ++p) {
+    dst[p] = src[p * 3];
+    dst[hw + p] = src[p * 3 + 1];
+    dst[2 * hw + p] = src[p * 3 + 2];
+  }
+}
+
 void Pipeline::Impl::Assemble(const Item& item) {
-  BodyScope scope(this, &assembled_);
+  BodyScope scope(this, &filling_);
   const double begin = Now();
   if (item.kind == Kind::kRunEnd) {
     expected_total_ = item.total;
     limiter_->decrementer().try_put(1);
   } else {
+    const Slot& slot = *slots_[item.slot];
+    TakeOver(&slot);
     if (!item.bad && !stopping_.load()) {
-      const int b = config_.batch_size;
-      if (filling_ == nullptr) {
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          if (!free_batches_.empty()) {
-            filling_ = std::move(free_batches_.back());
-            free_batches_.pop_back();
-          }
-        }
-        if (filling_ == nullptr) filling_ = std::make_unique<Batch>();
-        Batch& nb = *filling_;
-        nb.size = 0;
-        nb.epoch = item.epoch;
-        nb.height = nb.width = config_.image_size;
-        nb.channels = 3;
-        nb.layout = config_.layout;
-        nb.output = config_.output;
-        if (config_.output == OutputType::kFloat32) {
-          nb.f32.resize(sample_values_ * b);
-        } else {
-          nb.u8.resize(sample_values_ * b);
-        }
-        nb.labels.resize(b);
-        nb.samples.resize(b);
-      }
+      if (filling_ == nullptr) filling_ = StartBatch(item.epoch);
       Batch& batch = *filling_;
-      const Slot& slot = *slots_[item.slot];
-      TakeOver(&slot);
       const int pos = batch.size;
-      const size_t hw = static_cast<size_t>(config_.image_size) * config_.image_size;
-      auto place = [&](auto* dst, const auto* src) {
-        dst += sample_values_ * pos;
-        if (config_.layout == Layout::kNhwc) {
-          std::memcpy(dst, src, sample_values_ * sizeof(*src));
-        } else {
-          for (size_t p = 0; p < hw; ++p) {
-            dst[p] = src[p * 3];
-            dst[hw + p] = src[p * 3 + 1];
-            dst[2 * hw + p] = src[p * 3 + 2];
-          }
-        }
-      };
       if (config_.output == OutputType::kFloat32) {
-        place(batch.f32.data(), slot.f32.data());
+        Place(slot.f32.data(), pos, batch.f32.data());
       } else {
-        place(batch.u8.data(), slot.u8.data());
+        Place(slot.u8.data(), pos, batch.u8.data());
       }
       batch.labels[pos] = item.label;
       batch.samples[pos] = item.sample;
-      ++batch.size;
-      if (batch.size == b) Flush();
+      if (++batch.size == config_.batch_size) Flush();
     } else {
       // A skipped image never reaches the consumer: its token returns now.
       limiter_->decrementer().try_put(1);
     }
-    if (item.slot >= 0) {
-      TakeOver(slots_[item.slot].get());
-      ReleaseSlot(item.slot);
-    }
-    ++assembled_;
+    ReleaseSlot(item.slot);
     ++batch_items_;
   }
   if (config_.slow_stage == "batch") Pace(begin);
   const double end = Now();
   batch_busy_ns_ += Nanos(end - begin);
   Record("batch", begin, end, item.seq);
-  if (expected_total_ != UINT64_MAX && assembled_ == expected_total_) {
+  if (static_cast<uint64_t>(batch_items_.load()) == expected_total_) {
     const bool drop = config_.drop_remainder.value_or(IsTrainPreset(config_.preset));
-    if (filling_ != nullptr && filling_->size > 0 && !drop) {
-      Flush();
-    } else if (filling_ != nullptr && filling_->size > 0) {
-      limiter_->decrementer().try_put(filling_->size);
+    if (filling_ != nullptr && filling_->size > 0) {
+      if (drop) {
+        limiter_->decrementer().try_put(filling_->size);
+      } else {
+        Flush();
+      }
     }
     std::lock_guard<std::mutex> lock(mu_);
     done_ = true;
@@ -623,8 +628,8 @@ void Pipeline::Impl::SampleOccupancy() {
   const double t = Now() - start_;
   std::array<int64_t, 3> v{};
   v[0] = std::max<int64_t>(
-      0, emitted_.load() - started_.load() - (source_done_ ? 1 : 0));    // read -> process
-  v[1] = std::max<int64_t>(0, processed_.load() - batch_items_.load());  // process -> batch
+      0, emitted_.load() - started_.load() - (source_done_ ? 1 : 0));        // read -> process
+  v[1] = std::max<int64_t>(0, process_items_.load() - batch_items_.load());  // process -> batch
   {
     std::lock_guard<std::mutex> lock(mu_);
     v[2] = static_cast<int64_t>(ready_.size());
