@@ -1,5 +1,7 @@
 #include "sluice/formats/index.h"
 
+#include <unistd.h>
+
 #include <charconv>
 
 #include "sluice/formats/file_util.h"
@@ -19,6 +21,28 @@ Result<std::vector<IndexEntry>> BuildIndex(const std::string& tfrecord_path,
     SLUICE_RETURN_IF_ERROR(s);
     entries.push_back({offset, FramedSize(record.size())});
   }
+  return entries;
+}
+
+Result<std::vector<IndexEntry>> IndexFromHeaders(const std::string& tfrecord_path) {
+  SLUICE_ASSIGN_OR_RETURN(OpenedFile file, OpenForRead(tfrecord_path));
+  std::vector<IndexEntry> entries;
+  Status status;
+  for (uint64_t offset = 0; offset < file.size;) {
+    char header[kRecordHeaderSize];
+    uint64_t length = 0;
+    const ssize_t got = pread(file.fd, header, sizeof(header), static_cast<off_t>(offset));
+    if (got != static_cast<ssize_t>(sizeof(header)) || !ParseRecordHeader(header, &length) ||
+        FramedSize(length) > file.size - offset) {
+      status = Status::DataLoss("truncated/corrupted record at " + std::to_string(offset) + " in " +
+                                tfrecord_path);
+      break;
+    }
+    entries.push_back({offset, FramedSize(length)});
+    offset += FramedSize(length);
+  }
+  close(file.fd);
+  if (!status.ok()) return status;
   return entries;
 }
 
@@ -51,7 +75,8 @@ Result<std::vector<IndexEntry>> ParseIndex(std::string_view text, std::string_vi
     const char* p = line.data();
     const char* end = line.data() + line.size();
     auto r1 = std::from_chars(p, end, e.offset);
-    if (r1.ec != std::errc() || r1.ptr == end || *r1.ptr != ' ') return bad("expected '<offset> <size>'");
+    if (r1.ec != std::errc() || r1.ptr == end || *r1.ptr != ' ')
+      return bad("expected '<offset> <size>'");
     auto r2 = std::from_chars(r1.ptr + 1, end, e.framed_size);
     if (r2.ec != std::errc() || r2.ptr != end) return bad("expected '<offset> <size>'");
     if (e.framed_size < FramedSize(0)) return bad("size smaller than an empty record (16)");

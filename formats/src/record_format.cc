@@ -1,6 +1,17 @@
 #include "sluice/formats/record_format.h"
 
+#include <cstring>
+
+#include "sluice/formats/crc32c.h"
+
 namespace sluice::formats {
+
+bool ParseRecordHeader(const char* header, uint64_t* length) {
+  uint32_t masked;
+  std::memcpy(length, header, kRecordLengthSize);  // little-endian, as x86 and ARM store it
+  std::memcpy(&masked, header + kRecordLengthSize, kRecordCrcSize);
+  return crc32c::Unmask(masked) == crc32c::Value(header, kRecordLengthSize);
+}
 
 bool ParseCompression(std::string_view name, Compression* out) {
   if (name.empty() || name == "none") {
@@ -17,9 +28,12 @@ bool ParseCompression(std::string_view name, Compression* out) {
 
 std::string_view CompressionName(Compression c) {
   switch (c) {
-    case Compression::kNone: return "none";
-    case Compression::kGzip: return "gzip";
-    case Compression::kZlib: return "zlib";
+    case Compression::kNone:
+      return "none";
+    case Compression::kGzip:
+      return "gzip";
+    case Compression::kZlib:
+      return "zlib";
   }
   return "none";
 }

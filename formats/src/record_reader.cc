@@ -32,7 +32,8 @@ namespace {
 
 class FileSource : public RecordReader::Source {
  public:
-  FileSource(int fd, uint64_t size, std::string name) : fd_(fd), size_(size), name_(std::move(name)) {}
+  FileSource(int fd, uint64_t size, std::string name)
+      : fd_(fd), size_(size), name_(std::move(name)) {}
   ~FileSource() override { ::close(fd_); }
 
   Result<size_t> Read(char* dst, size_t n) override {
@@ -107,8 +108,8 @@ class InflateSource : public RecordReader::Source {
             break;
           }
           return Status::DataLoss("truncated " + std::string(CompressionName(compression_)) +
-                                  " stream in " + name_ + " after " +
-                                  std::to_string(produced_) + " uncompressed bytes");
+                                  " stream in " + name_ + " after " + std::to_string(produced_) +
+                                  " uncompressed bytes");
         }
         zs_.next_in = reinterpret_cast<Bytef*>(in_.data());
         zs_.avail_in = static_cast<uInt>(got);
@@ -164,11 +165,6 @@ class InflateSource : public RecordReader::Source {
   uint64_t produced_ = 0;
 };
 
-uint64_t DecodeFixed64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
 uint32_t DecodeFixed32(const char* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
@@ -199,18 +195,16 @@ Result<std::unique_ptr<RecordReader>> RecordReader::Open(const std::string& path
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
   std::unique_ptr<RecordReader> r(new RecordReader(path, options));
-  SLUICE_ASSIGN_OR_RETURN(
-      r->source_,
-      Wrap(std::make_unique<FileSource>(fd, file.size, path),
-           options.compression, path));
+  SLUICE_ASSIGN_OR_RETURN(r->source_, Wrap(std::make_unique<FileSource>(fd, file.size, path),
+                                           options.compression, path));
   return r;
 }
 
 Result<std::unique_ptr<RecordReader>> RecordReader::FromString(std::string data, std::string name,
                                                                const RecordReaderOptions& options) {
   std::unique_ptr<RecordReader> r(new RecordReader(name, options));
-  SLUICE_ASSIGN_OR_RETURN(r->source_, Wrap(std::make_unique<MemorySource>(std::move(data)),
-                                           options.compression, name));
+  SLUICE_ASSIGN_OR_RETURN(
+      r->source_, Wrap(std::make_unique<MemorySource>(std::move(data)), options.compression, name));
   return r;
 }
 
@@ -236,7 +230,8 @@ Result<size_t> RecordReader::Fill(size_t n) {
       if (target > buffer_.size()) buffer_.resize(std::max(target, buffer_.size()));
     }
     if (buffer_.empty()) buffer_.resize(options_.buffer_size);
-    SLUICE_ASSIGN_OR_RETURN(size_t got, source_->Read(buffer_.data() + limit_, buffer_.size() - limit_));
+    SLUICE_ASSIGN_OR_RETURN(size_t got,
+                            source_->Read(buffer_.data() + limit_, buffer_.size() - limit_));
     if (got == 0) break;
     limit_ += got;
   }
@@ -253,14 +248,12 @@ Status RecordReader::ReadRecord(std::string_view* record, uint64_t* offset) {
   SLUICE_ASSIGN_OR_RETURN(size_t avail, Fill(kRecordHeaderSize));
   if (avail == 0) return Status::EndOfData();
   if (avail < kRecordHeaderSize) {
-    return Fail(Status::DataLoss(at("truncated") + " (header: " + std::to_string(avail) +
-                                 " of 12 bytes)"));
+    return Fail(
+        Status::DataLoss(at("truncated") + " (header: " + std::to_string(avail) + " of 12 bytes)"));
   }
-  const char* header = buffer_.data() + pos_;
-  const uint64_t length = DecodeFixed64(header);
-  if (options_.verify_crc &&
-      crc32c::Unmask(DecodeFixed32(header + kRecordLengthSize)) !=
-          crc32c::Value(header, kRecordLengthSize)) {
+  uint64_t length = 0;
+  const bool length_ok = ParseRecordHeader(buffer_.data() + pos_, &length);
+  if (options_.verify_crc && !length_ok) {
     return Fail(Status::DataLoss(at("corrupted") + " (length crc mismatch)"));
   }
   if (length > options_.max_record_size) {

@@ -1,18 +1,12 @@
 #include "sluice/pipeline/source.h"
 
-#include <fcntl.h>
 #include <glob.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
-#include <limits>
 #include <utility>
 
-#include "sluice/formats/crc32c.h"
 #include "sluice/formats/file_util.h"
 #include "sluice/formats/index.h"
-#include "sluice/formats/record_format.h"
 #include "sluice/formats/record_reader.h"
 #include "sluice/pipeline/philox.h"
 
@@ -40,42 +34,11 @@ void Shuffle(std::vector<T>* v, PhiloxStream& rng) {
   }
 }
 
-uint64_t LoadLe64(const unsigned char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-
-uint32_t LoadLe32(const unsigned char* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
-}
-
-// Record offsets and framed sizes of a file: its .idx when present, else a walk over the record
-// headers (length and its CRC checked; data CRCs are checked when the record is read).
+// Record offsets and framed sizes of a file: its .idx when present, else the record headers.
 Result<std::vector<formats::IndexEntry>> RecordIndex(const std::string& path) {
   const std::string idx = path + ".idx";
   if (formats::FileExists(idx)) return formats::ReadIndexFile(idx);
-  SLUICE_ASSIGN_OR_RETURN(formats::OpenedFile file, formats::OpenForRead(path));
-  std::vector<formats::IndexEntry> entries;
-  uint64_t offset = 0;
-  Status status;
-  while (offset < file.size) {
-    unsigned char header[formats::kRecordHeaderSize];
-    const ssize_t got = pread(file.fd, header, sizeof(header), static_cast<off_t>(offset));
-    const uint64_t length = got == sizeof(header) ? LoadLe64(header) : 0;
-    if (got != sizeof(header) ||
-        formats::crc32c::Unmask(LoadLe32(header + 8)) != formats::crc32c::Value(header, 8) ||
-        formats::FramedSize(length) > file.size - offset) {
-      status = Status::DataLoss("truncated/corrupted record at " + std::to_string(offset) + " in " +
-                                path);
-      break;
-    }
-    entries.push_back({offset, formats::FramedSize(length)});
-    offset += formats::FramedSize(length);
-  }
-  close(file.fd);
-  if (!status.ok()) return status;
-  return entries;
+  return formats::IndexFromHeaders(path);
 }
 
 }  // namespace

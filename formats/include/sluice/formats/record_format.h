@@ -9,8 +9,8 @@
 //
 // masked_crc32c is crc32c::Mask(crc32c::Value(bytes)), little-endian. A record for b"hello" is
 //   05000000 00000000 eab2043e 68656c6c6f bb1f1c19.
-// A file may end only at a record boundary. Optional GZIP or ZLIB compression wraps the whole file as
-// one deflate stream (zlib window bits 16+15 and 15); the framing is inside it.
+// A file may end only at a record boundary. Optional GZIP or ZLIB compression wraps the whole file
+// as one deflate stream (zlib window bits 16+15 and 15); the framing is inside it.
 #ifndef SLUICE_FORMATS_RECORD_FORMAT_H_
 #define SLUICE_FORMATS_RECORD_FORMAT_H_
 
@@ -26,6 +26,10 @@ constexpr size_t kRecordHeaderSize = kRecordLengthSize + kRecordCrcSize;  // 12
 constexpr size_t kRecordFooterSize = kRecordCrcSize;                      // 4
 // Bytes a record of `n` data bytes occupies in the file (what DALI's .idx calls its size).
 constexpr uint64_t FramedSize(uint64_t n) { return kRecordHeaderSize + n + kRecordFooterSize; }
+
+// Decodes the 12-byte header at `header`: sets *length and returns true when the length's masked
+// CRC matches, false otherwise.
+bool ParseRecordHeader(const char* header, uint64_t* length);
 
 enum class Compression { kNone, kGzip, kZlib };
 
