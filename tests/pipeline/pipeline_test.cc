@@ -418,6 +418,20 @@ TEST(PipelineTest, ExampleWithoutTheImageKeyIsAnErrorNamingIt) {
   EXPECT_NE(run.status.message().find("image/encoded"), std::string::npos) << run.status.ToString();
 }
 
+// RSS changes that are not ours: none in a plain build; under ThreadSanitizer its shadow and
+// metadata memory move RSS by several MB up and down between samples (measured: +8.9 MB, then
+// -4.6 MB), so there the test only catches gross growth. The release build is the leak check.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SLUICE_TEST_UNDER_TSAN 1
+#endif
+#endif
+#ifdef SLUICE_TEST_UNDER_TSAN
+constexpr int64_t kRssNoiseKb = 24 * 1024;
+#else
+constexpr int64_t kRssNoiseKb = 3 * 1024;
+#endif
+
 int64_t ResidentKb() {
   std::ifstream in("/proc/self/status");
   std::string line;
@@ -430,7 +444,7 @@ int64_t ResidentKb() {
 // Endless run: resident memory stops growing. RSS is sampled after N, 11 N and 21 N batches; the
 // first stretch may still grow a little (TBB can move the work to a new worker thread, which gets
 // its own scratch buffers and malloc arena), the second must not: a leak of even 600 bytes per
-// sample would show as 3 MB there.
+// sample would show as 3 MB there (in a plain build; see kRssNoiseKb).
 TEST(PipelineTest, MemoryDoesNotGrowWithRunLength) {
   const fs::path dir = TempDir("memory");
   JpegShards(dir, {20, 20});
@@ -447,7 +461,7 @@ TEST(PipelineTest, MemoryDoesNotGrowWithRunLength) {
     rss.push_back(ResidentKb());
   }
   EXPECT_LT(rss[1] - rss[0], 32 * 1024) << rss[0] << " kB -> " << rss[1] << " kB";
-  EXPECT_LT(rss[2] - rss[1], 3 * 1024) << rss[1] << " kB -> " << rss[2] << " kB";
+  EXPECT_LT(rss[2] - rss[1], kRssNoiseKb) << rss[1] << " kB -> " << rss[2] << " kB";
   const PipelineStats s = (*p)->Stats();
   for (const QueueStats& q : s.queues) EXPECT_LE(q.max, q.capacity) << q.name;
 }
