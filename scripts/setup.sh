@@ -2,8 +2,8 @@
 # Installs every build, test and benchmark dependency of sluice from Debian packages.
 # Idempotent: packages already present are skipped, and `apt-get update` runs only
 # when something is missing. Works as root (CI) or through sudo.
-#   scripts/setup.sh --peers   also the comparison peers of bench/ (PyTorch, torchvision, PIL:
-#                              about 1 GB, so not installed for the build and tests)
+#   scripts/setup.sh --peers   also the comparison peers of bench/ (torchvision, PIL; PyTorch
+#                              itself is a test dependency: the trainer's parity tests use it)
 set -euo pipefail
 
 PACKAGES=(
@@ -13,11 +13,12 @@ PACKAGES=(
   libprotobuf-dev protobuf-compiler
   libtbb-dev libeigen3-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev nlohmann-json3-dev libssl-dev
+  libcli11-dev nlohmann-json3-dev libssl-dev libyaml-cpp-dev
   python3 python3-protobuf python3-numpy bc
+  python3-torch  # the trainer's parity tests (tests/train/torch_parity_interop.py)
 )
 if [[ ${1:-} == --peers ]]; then
-  PACKAGES+=(python3-torch python3-torchvision python3-pil)
+  PACKAGES+=(python3-torchvision python3-pil)
 fi
 
 missing=()

@@ -55,6 +55,9 @@ int RunCli(int argc, char** argv) {
   commands.push_back(AddSampleDataCommand(app));
   commands.push_back(AddIngestCommand(app));
   commands.push_back(AddPipelineCommand(app));
+  commands.push_back(AddTrainCommand(app));
+  commands.push_back(AddEvalCommand(app));
+  commands.push_back(AddResultsCommand(app));
 
   try {
     app.parse(argc, argv);

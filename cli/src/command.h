@@ -28,6 +28,9 @@ Command AddIndexCommand(CLI::App& root);
 Command AddSampleDataCommand(CLI::App& root);
 Command AddIngestCommand(CLI::App& root);
 Command AddPipelineCommand(CLI::App& root);
+Command AddResultsCommand(CLI::App& root);
+Command AddTrainCommand(CLI::App& root);
+Command AddEvalCommand(CLI::App& root);
 
 // --compression auto|none|gzip|zlib, shared by every command that reads TFRecords.
 void AddCompressionFlag(CLI::App* app, std::string* value);

@@ -179,7 +179,10 @@ void CopyToBatch(void* dst, const void* src, size_t bytes) {
 
 class Pipeline::Impl {
  public:
-  explicit Impl(PipelineConfig config) : config_(std::move(config)) {}
+  explicit Impl(PipelineConfig config)
+      : config_(std::move(config)),
+        epoch_(config_.start_epoch),
+        skip_remaining_(config_.skip_samples) {}
   ~Impl() { Stop(); }
 
   Status Init();
@@ -216,6 +219,7 @@ class Pipeline::Impl {
 
   // Source state (serial stage).
   uint32_t epoch_ = 0;
+  uint64_t skip_remaining_ = 0;  // records of the first epoch still to drop (a resumed run)
   bool epoch_started_ = false;
   uint64_t epoch_sample_ = 0;
   uint64_t seq_ = 0;
@@ -453,6 +457,13 @@ Item Pipeline::Impl::Produce(tbb::flow_control& fc) {
       Fail(s);
       fc.stop();
       return item;
+    }
+    if (skip_remaining_ > 0) {
+      // Resuming: the record keeps its sample index (so later samples keep their augmentation
+      // draws) but is neither decoded nor batched.
+      --skip_remaining_;
+      ++epoch_sample_;
+      continue;
     }
     item.kind = Kind::kSample;
     item.seq = seq_++;

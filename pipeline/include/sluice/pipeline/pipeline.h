@@ -47,7 +47,12 @@ struct PipelineConfig {
   int batch_size = 256;
   int threads = 0;  // parallel stage workers; 0 = all cores
   uint64_t seed = 0;
-  int epochs = 1;      // 0 = endless
+  int epochs = 1;      // 0 = endless; with start_epoch, the epoch index to stop before
+  // Resuming a run: begin at epoch `start_epoch` and drop its first `skip_samples` records unread
+  // by the decoder. Later samples keep their plan positions and augmentation draws, so the batches
+  // equal those of an uninterrupted run from that point.
+  uint32_t start_epoch = 0;
+  uint64_t skip_samples = 0;
   int image_size = 0;  // 0 = the preset's (224, cifar 32)
   Layout layout = Layout::kNhwc;
   OutputType output = OutputType::kFloat32;

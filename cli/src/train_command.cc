@@ -1,0 +1,255 @@
+// sluice train / sluice eval: the trainer (train/trainer.h) behind flags.
+#include <cstdio>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "command.h"
+#include "sluice/cli/cli.h"
+#include "sluice/formats/safetensors.h"
+#include "sluice/train/checkpoint.h"
+#include "sluice/train/trainer.h"
+
+namespace sluice::cli {
+namespace {
+
+struct TrainFlags {
+  std::string recipe = "tf-cifar-resnet";
+  std::string model;
+  std::string data_dir, model_dir, hparams;
+  std::vector<std::string> sets;
+  int64_t train_steps = 0;
+  int batch = 0;
+  std::string checkpoint_iters;
+  int64_t eval_every = 0, eval_limit = 0, log_every = 0;
+  int train_threads = 0, pipeline_threads = 0;
+  uint64_t seed = 0;
+  int width = 0, blocks = 0;
+  double learning_rate = 0;
+  bool resume = false;
+  CLI::App* app = nullptr;
+  bool Given(const char* flag) const { return app->count(flag) > 0; }
+};
+
+Result<std::vector<int64_t>> ParseSteps(const std::string& text) {
+  std::vector<int64_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    try {
+      size_t used = 0;
+      const long long v = std::stoll(item, &used);
+      if (used != item.size() || v < 0) throw std::invalid_argument(item);
+      out.push_back(v);
+    } catch (...) {
+      return Status::InvalidArgument("--checkpoint-iters: '" + item + "' is not a step number");
+    }
+  }
+  return out;
+}
+
+int RunTrain(const TrainFlags& f) {
+  train::TrainConfig c;
+  Status s = train::ApplyRecipe(f.recipe, &c);
+  if (s.ok() && !f.hparams.empty()) s = train::ApplyHparamsFile(f.hparams, &c);
+  for (const std::string& kv : f.sets) {
+    if (!s.ok()) break;
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos) {
+      s = Status::InvalidArgument("--set '" + kv + "': expected key=value");
+      break;
+    }
+    s = train::SetHparam(&c, kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  if (!s.ok()) {
+    PrintError(s);
+    return kExitUsage;
+  }
+  c.data_dir = f.data_dir;
+  c.model_dir = f.model_dir;
+  c.resume = f.resume;
+  if (f.Given("--model")) c.model.name = f.model;
+  if (f.Given("--train-steps")) c.train_steps = f.train_steps;
+  if (f.Given("--batch")) c.batch_size = f.batch;
+  if (f.Given("--eval-every")) c.eval_every = f.eval_every;
+  if (f.Given("--eval-limit")) c.eval_limit = f.eval_limit;
+  if (f.Given("--log-every")) c.log_every = f.log_every;
+  if (f.Given("--seed")) c.seed = f.seed;
+  if (f.Given("--width")) c.model.width = f.width;
+  if (f.Given("--blocks")) c.model.blocks = f.blocks;
+  if (f.Given("--learning-rate")) c.base_learning_rate = f.learning_rate;
+  c.train_threads = f.train_threads;
+  c.pipeline_threads = f.pipeline_threads;
+  auto iters = ParseSteps(f.checkpoint_iters);
+  if (!iters.ok()) {
+    PrintError(iters.status());
+    return kExitUsage;
+  }
+  c.checkpoint_iters = *iters;
+  if (c.log_every < 1) c.log_every = 1;
+  auto summary = train::Train(c);
+  if (!summary.ok()) {
+    PrintError(summary.status());
+    return kExitFailure;
+  }
+  std::printf("steps %lld  top-1 %.4f  top-5 %.4f  eval loss %.4f  %.1f img/s  input wait %.1f%%\n",
+              static_cast<long long>(summary->steps), summary->final_eval.top1,
+              summary->final_eval.top5, summary->final_eval.loss, summary->images_per_sec,
+              100 * summary->input_wait_fraction);
+  return kExitOk;
+}
+
+std::string TrainFooter() {
+  std::string s = "\nRecipes (--recipe):\n";
+  for (const auto& [name, text] : train::RecipeDescriptions()) s += "  " + name + ": " + text + "\n";
+  s += "\nModels (--model): ";
+  for (const std::string& m : train::ModelNames()) s += m + " ";
+  s += "\n\nHyperparameters (--hparams FILE.yaml with `key: value` lines, or --set key=value):\n  ";
+  size_t col = 2;
+  for (const std::string& k : train::HparamKeys()) {
+    if (col + k.size() > 96) s += "\n  ", col = 2;
+    s += k + " ";
+    col += k.size() + 1;
+  }
+  s +=
+      "\n\nPrecedence: recipe < --hparams < --set < the flags above. The run writes "
+      "DIR/hparams.yaml with every value used.\n"
+      "\nExample:\n"
+      "  sluice train --model resnet20 --recipe tf-cifar-resnet --data-dir shards/cifar10 \\\n"
+      "      --model-dir runs/r20 --checkpoint-iters 0,4701 --eval-every 2000\n"
+      "  sluice results runs/r20     # the accuracy table\n";
+  return s;
+}
+
+struct EvalFlags {
+  std::string checkpoint;
+  std::vector<std::string> data;
+  std::string preset = "cifar-eval";
+  int64_t limit = 0;
+  int batch = 256;
+  int threads = 0;
+  int image_size = 0;
+  std::string dump_inputs, dump_logits, dump_labels;
+};
+
+int RunEval(const EvalFlags& f) {
+  auto preset = pipeline::ParsePreset(f.preset);
+  if (!preset.ok()) {
+    PrintError(preset.status());
+    return kExitUsage;
+  }
+  auto file = formats::SafetensorsFile::Open(f.checkpoint);
+  if (!file.ok()) {
+    PrintError(file.status());
+    return kExitFailure;
+  }
+  const auto& meta = file->metadata();
+  train::ModelConfig mc;
+  auto get = [&](const char* key) -> std::string {
+    auto it = meta.find(key);
+    return it == meta.end() ? "" : it->second;
+  };
+  if (get("model").empty()) {
+    PrintError(f.checkpoint + ": no \"model\" in the checkpoint's __metadata__ (not a sluice checkpoint)");
+    return kExitFailure;
+  }
+  mc.name = get("model");
+  try {
+    if (!get("num_classes").empty()) mc.num_classes = std::stoi(get("num_classes"));
+    if (!get("width").empty()) mc.width = std::stoi(get("width"));
+    if (!get("blocks").empty()) mc.blocks = std::stoi(get("blocks"));
+  } catch (...) {
+    PrintError(f.checkpoint + ": malformed model metadata");
+    return kExitFailure;
+  }
+  auto model = train::Model::Create(mc);
+  if (!model.ok()) {
+    PrintError(model.status());
+    return kExitFailure;
+  }
+  if (auto loaded = train::LoadCheckpoint(f.checkpoint, model->get(), nullptr); !loaded.ok()) {
+    PrintError(loaded.status());
+    return kExitFailure;
+  }
+  train::EvalOptions o;
+  o.inputs = f.data;
+  o.preset = *preset;
+  o.image_size = f.image_size;
+  o.batch_size = f.batch;
+  o.limit = f.limit;
+  o.threads = f.threads;
+  o.dump_inputs = f.dump_inputs;
+  o.dump_logits = f.dump_logits;
+  o.dump_labels = f.dump_labels;
+  auto r = train::Evaluate(model->get(), o);
+  if (!r.ok()) {
+    PrintError(r.status());
+    return kExitFailure;
+  }
+  std::printf("images %lld  top-1 %.4f  top-5 %.4f  loss %.4f\n", static_cast<long long>(r->images),
+              r->top1, r->top5, r->loss);
+  return kExitOk;
+}
+
+}  // namespace
+
+Command AddTrainCommand(CLI::App& root) {
+  auto f = std::make_shared<TrainFlags>();
+  CLI::App* app = root.add_subcommand(
+      "train",
+      "Train a CNN on shards from `sluice ingest`, with checkpoints, evaluation, TensorBoard events "
+      "and input-stall accounting");
+  f->app = app;
+  app->add_option("--recipe", f->recipe, "Hyperparameters and schedule (see below)")
+      ->capture_default_str();
+  app->add_option("--model", f->model, "Architecture (default: the recipe's)");
+  app->add_option("--data-dir", f->data_dir, "Output directory of `sluice ingest` (manifest.json)")
+      ->required();
+  app->add_option("--model-dir", f->model_dir, "Run directory: checkpoints, events, metrics.jsonl")
+      ->required();
+  app->add_option("--train-steps", f->train_steps,
+                  "Steps to train (default: the recipe's, scaled to this dataset and batch)");
+  app->add_option("--batch", f->batch, "Images per step (default: the recipe's)");
+  app->add_option("--checkpoint-iters", f->checkpoint_iters,
+                  "Comma-separated steps to checkpoint at, e.g. 0,4701 (the end always is)");
+  app->add_option("--eval-every", f->eval_every, "Evaluate every N steps (and always at the end)");
+  app->add_option("--eval-limit", f->eval_limit, "Evaluate on at most N images (default all)");
+  app->add_option("--log-every", f->log_every, "Steps per progress line and training scalar");
+  app->add_option("--train-threads", f->train_threads,
+                  "Threads for forward/backward (default: all cores)");
+  app->add_option("--pipeline-threads", f->pipeline_threads,
+                  "Threads for decoding and augmentation (default: a quarter of the cores, >= 1)");
+  app->add_option("--seed", f->seed, "Seed of initialization, shuffle and augmentation");
+  app->add_option("--width", f->width, "small-resnet: channels of the first stage");
+  app->add_option("--blocks", f->blocks, "small-resnet: residual blocks per stage");
+  app->add_option("--learning-rate", f->learning_rate,
+                  "Base learning rate (scaled by batch / lr_batch_denominator)");
+  app->add_option("--hparams", f->hparams, "YAML file of hyperparameters (keys below)");
+  app->add_option("--set", f->sets, "Override one hyperparameter: key=value (repeatable)");
+  app->add_flag("--resume", f->resume, "Continue from the newest checkpoint in --model-dir");
+  app->footer(TrainFooter());
+  return {app, [f] { return RunTrain(*f); }};
+}
+
+Command AddEvalCommand(CLI::App& root) {
+  auto f = std::make_shared<EvalFlags>();
+  CLI::App* app = root.add_subcommand(
+      "eval", "Evaluate a checkpoint on shards: top-1, top-5, loss; optionally dump the network's "
+              "exact inputs and logits as .npy");
+  app->add_option("--checkpoint", f->checkpoint, "A checkpoint_iter_*.safetensors")->required();
+  app->add_option("--data", f->data, "Shard files or globs, e.g. 'DIR/test-*'")->required();
+  app->add_option("--preset", f->preset, "Eval preprocessing: cifar-eval|resnet-eval|vgg-eval")
+      ->capture_default_str();
+  app->add_option("--image-size", f->image_size, "Output side (default: the preset's)");
+  app->add_option("--limit", f->limit, "At most N images (default all)");
+  app->add_option("--batch", f->batch, "Images per forward pass")->capture_default_str();
+  app->add_option("--threads", f->threads, "Pipeline threads (0 = all cores)");
+  app->add_option("--dump-inputs", f->dump_inputs, "Write the network inputs (N, H, W, C) to X.npy");
+  app->add_option("--dump-logits", f->dump_logits, "Write the logits (N, classes) to Y.npy");
+  app->add_option("--dump-labels", f->dump_labels, "Write the labels (N) to Z.npy");
+  return {app, [f] { return RunEval(*f); }};
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,318 @@
+// Every layer's backward pass against central finite differences of its forward pass, on small
+// random inputs: L = sum(out * R) for a fixed random R, so dL/dout = R.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "sluice/train/layers.h"
+#include "sluice/train/model.h"
+
+namespace sluice::train {
+namespace {
+
+Tensor Random(std::vector<int64_t> shape, std::mt19937* rng, float scale = 1.0f) {
+  Tensor t(std::move(shape));
+  std::normal_distribution<float> d(0.0f, scale);
+  for (int64_t i = 0; i < t.size(); ++i) t[i] = d(*rng);
+  return t;
+}
+
+Param MakeParam(ParamKind kind, std::vector<int64_t> shape, std::mt19937* rng, float scale) {
+  Param p;
+  p.kind = kind;
+  p.value = Random(shape, rng, scale);
+  p.grad.Resize(shape);
+  p.grad.SetZero();
+  return p;
+}
+
+class GradCheck {
+ public:
+  GradCheck(Layer* layer, std::vector<Tensor*> inputs, std::vector<Param*> params, bool training)
+      : layer_(layer), inputs_(std::move(inputs)), params_(std::move(params)), training_(training) {}
+
+  double Loss() {
+    Tensor out;
+    std::vector<const Tensor*> in(inputs_.begin(), inputs_.end());
+    layer_->Forward(in, &out, training_);
+    if (r_.size() != out.size()) {
+      std::mt19937 rng(7);
+      r_ = Random(out.shape(), &rng);
+    }
+    double l = 0;
+    for (int64_t i = 0; i < out.size(); ++i) l += static_cast<double>(out[i]) * r_[i];
+    return l;
+  }
+
+  // Checks every input and parameter element (or a strided subset of large ones).
+  void Run(double tolerance = 2e-2, float eps = 1e-2f) {
+    Loss();
+    Tensor out;
+    std::vector<const Tensor*> in(inputs_.begin(), inputs_.end());
+    layer_->Forward(in, &out, training_);
+    for (Param* p : params_) p->grad.SetZero();
+    std::vector<Tensor> din(inputs_.size());
+    std::vector<Tensor*> dptr;
+    for (Tensor& d : din) dptr.push_back(&d);
+    layer_->Backward(in, out, r_, dptr);
+    for (size_t k = 0; k < inputs_.size(); ++k) Compare("input " + std::to_string(k), inputs_[k], din[k], tolerance, eps);
+    std::vector<Tensor> pgrads;
+    for (Param* p : params_) pgrads.push_back(p->grad);
+    for (size_t k = 0; k < params_.size(); ++k)
+      Compare("param " + std::to_string(k), &params_[k]->value, pgrads[k], tolerance, eps);
+  }
+
+ private:
+  void Compare(const std::string& what, Tensor* x, const Tensor& analytic, double tolerance,
+               float eps) {
+    ASSERT_EQ(analytic.size(), x->size()) << what;
+    const int64_t step = std::max<int64_t>(1, x->size() / 200);
+    double max_abs = 1e-3;
+    for (int64_t i = 0; i < x->size(); ++i) max_abs = std::max(max_abs, std::abs(double(analytic[i])));
+    for (int64_t i = 0; i < x->size(); i += step) {
+      const float saved = (*x)[i];
+      (*x)[i] = saved + eps;
+      const double up = Loss();
+      (*x)[i] = saved - eps;
+      const double down = Loss();
+      (*x)[i] = saved;
+      const double numeric = (up - down) / (2.0 * eps);
+      EXPECT_NEAR(analytic[i], numeric, tolerance * max_abs)
+          << layer_->type() << " " << what << " element " << i;
+    }
+  }
+
+  Layer* layer_;
+  std::vector<Tensor*> inputs_;
+  std::vector<Param*> params_;
+  bool training_;
+  Tensor r_;
+};
+
+struct ConvCase {
+  int cin, cout, k, stride, pad, h, w;
+  bool bias;
+};
+
+class ConvGradTest : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(ConvGradTest, BackwardMatchesFiniteDifferences) {
+  const ConvCase c = GetParam();
+  std::mt19937 rng(1);
+  Tensor x = Random({3, c.h, c.w, c.cin}, &rng);
+  Param w = MakeParam(ParamKind::kConvWeight, {c.k, c.k, c.cin, c.cout}, &rng, 0.3f);
+  Param b = MakeParam(ParamKind::kConvBias, {c.cout}, &rng, 0.3f);
+  auto layer = MakeConv2d({c.cin, c.cout, c.k, c.stride, c.pad}, &w, c.bias ? &b : nullptr);
+  std::vector<Param*> params = {&w};
+  if (c.bias) params.push_back(&b);
+  GradCheck(layer.get(), {&x}, params, true).Run();
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, ConvGradTest,
+                         ::testing::Values(ConvCase{3, 4, 3, 1, 1, 5, 6, false},
+                                           ConvCase{4, 5, 3, 2, 1, 7, 6, false},
+                                           ConvCase{4, 6, 1, 1, 0, 4, 4, false},
+                                           ConvCase{4, 6, 1, 2, 0, 5, 5, false},
+                                           ConvCase{2, 3, 7, 2, 3, 9, 9, false},
+                                           ConvCase{3, 2, 3, 1, 1, 4, 4, true}));
+
+TEST(ConvTest, MatchesDirectConvolution) {
+  // Independent check of the forward: a direct 6-loop convolution in double.
+  std::mt19937 rng(2);
+  const int N = 2, H = 7, W = 5, Ci = 3, Co = 4, K = 3, S = 2, P = 1;
+  Tensor x = Random({N, H, W, Ci}, &rng);
+  Param w = MakeParam(ParamKind::kConvWeight, {K, K, Ci, Co}, &rng, 1.0f);
+  auto conv = MakeConv2d({Ci, Co, K, S, P}, &w);
+  Tensor y;
+  const Tensor* in[] = {&x};
+  conv->Forward(in, &y, true);
+  const int Ho = (H + 2 * P - K) / S + 1, Wo = (W + 2 * P - K) / S + 1;
+  ASSERT_EQ(y.shape(), (std::vector<int64_t>{N, Ho, Wo, Co}));
+  for (int n = 0; n < N; ++n)
+    for (int oh = 0; oh < Ho; ++oh)
+      for (int ow = 0; ow < Wo; ++ow)
+        for (int co = 0; co < Co; ++co) {
+          double s = 0;
+          for (int kh = 0; kh < K; ++kh)
+            for (int kw = 0; kw < K; ++kw)
+              for (int ci = 0; ci < Ci; ++ci) {
+                const int ih = oh * S - P + kh, iw = ow * S - P + kw;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                s += double(x[((n * H + ih) * W + iw) * Ci + ci]) * w.value[((kh * K + kw) * Ci + ci) * Co + co];
+              }
+          EXPECT_NEAR(y[((n * Ho + oh) * Wo + ow) * Co + co], s, 1e-4);
+        }
+}
+
+TEST(BatchNormGradTest, TrainingModeWithAndWithoutRelu) {
+  for (bool relu : {false, true}) {
+    std::mt19937 rng(3);
+    Tensor x = Random({4, 3, 3, 5}, &rng, 2.0f);
+    for (int64_t i = 0; i < x.size(); ++i) x[i] += 0.5f * (i % 5);  // per-channel offsets
+    Param g = MakeParam(ParamKind::kBnWeight, {5}, &rng, 1.0f);
+    Param b = MakeParam(ParamKind::kBnBias, {5}, &rng, 1.0f);
+    BnState s;
+    s.running_mean.Resize({5});
+    s.running_mean.SetZero();
+    s.running_var.Resize({5});
+    s.running_var.Fill(1.0f);
+    auto bn = MakeBatchNorm({5, 0.9f, 1e-5f, relu}, &g, &b, &s);
+    GradCheck(bn.get(), {&x}, {&g, &b}, true).Run(3e-2, 1e-3f);
+  }
+}
+
+TEST(BatchNormGradTest, EvalModeUsesRunningStatistics) {
+  std::mt19937 rng(4);
+  Tensor x = Random({3, 2, 2, 4}, &rng);
+  Param g = MakeParam(ParamKind::kBnWeight, {4}, &rng, 1.0f);
+  Param b = MakeParam(ParamKind::kBnBias, {4}, &rng, 1.0f);
+  BnState s;
+  s.running_mean = Random({4}, &rng);
+  s.running_var.Resize({4});
+  for (int c = 0; c < 4; ++c) s.running_var[c] = 0.5f + c;
+  auto bn = MakeBatchNorm({4, 0.9f, 1e-5f, false}, &g, &b, &s);
+  Tensor y;
+  const Tensor* in[] = {&x};
+  bn->Forward(in, &y, false);
+  for (int64_t i = 0; i < x.size(); ++i) {
+    const int c = i % 4;
+    EXPECT_NEAR(y[i], g.value[c] * (x[i] - s.running_mean[c]) / std::sqrt(s.running_var[c] + 1e-5f) + b.value[c], 1e-5);
+  }
+  GradCheck(bn.get(), {&x}, {&g, &b}, false).Run();
+}
+
+TEST(BatchNormTest, RunningStatisticsFollowMomentumWithUnbiasedVariance) {
+  Tensor x({4, 1, 1, 1});
+  const float v[] = {1, 2, 3, 6};
+  for (int i = 0; i < 4; ++i) x[i] = v[i];
+  Param g, b;
+  g.value.Resize({1});
+  g.value.Fill(1);
+  g.grad.Resize({1});
+  b.value.Resize({1});
+  b.value.Fill(0);
+  b.grad.Resize({1});
+  BnState s;
+  s.running_mean.Resize({1});
+  s.running_mean.SetZero();
+  s.running_var.Resize({1});
+  s.running_var.Fill(1.0f);
+  auto bn = MakeBatchNorm({1, 0.997f, 1e-5f, false}, &g, &b, &s);
+  Tensor y;
+  const Tensor* in[] = {&x};
+  bn->Forward(in, &y, true);
+  // mean 3, biased var (4 + 1 + 0 + 9) / 4 = 3.5, unbiased 14 / 3.
+  EXPECT_NEAR(s.running_mean[0], 0.003 * 3, 1e-6);
+  EXPECT_NEAR(s.running_var[0], 0.997 + 0.003 * 14.0 / 3.0, 1e-6);
+  EXPECT_NEAR(y[0], (1 - 3) / std::sqrt(3.5 + 1e-5), 1e-5);
+  EXPECT_EQ(s.num_batches_tracked, 1);
+}
+
+TEST(LayerGradTest, ReluAddPoolDense) {
+  std::mt19937 rng(5);
+  {
+    Tensor x = Random({2, 3, 3, 4}, &rng);
+    auto relu = MakeRelu();
+    GradCheck(relu.get(), {&x}, {}, true).Run(2e-2, 1e-3f);
+  }
+  for (bool relu : {false, true}) {
+    Tensor a = Random({2, 3, 3, 4}, &rng), b = Random({2, 3, 3, 4}, &rng);
+    auto add = MakeAdd(relu);
+    GradCheck(add.get(), {&a, &b}, {}, true).Run(2e-2, 1e-3f);
+  }
+  {
+    Tensor x = Random({2, 7, 7, 3}, &rng);
+    auto pool = MakePool(PoolKind::kMax, 3, 2, 1);
+    GradCheck(pool.get(), {&x}, {}, true).Run(2e-2, 1e-3f);
+    auto avg = MakePool(PoolKind::kAvg, 3, 2, 1);
+    GradCheck(avg.get(), {&x}, {}, true).Run();
+    auto gap = MakeGlobalAvgPool();
+    GradCheck(gap.get(), {&x}, {}, true).Run();
+  }
+  {
+    Tensor x = Random({3, 6}, &rng);
+    Param w = MakeParam(ParamKind::kDenseWeight, {4, 6}, &rng, 0.5f);
+    Param b = MakeParam(ParamKind::kDenseBias, {4}, &rng, 0.5f);
+    auto dense = MakeDense(&w, &b);
+    GradCheck(dense.get(), {&x}, {&w, &b}, true).Run();
+  }
+}
+
+TEST(LossTest, SoftmaxCrossEntropyGradientAndValue) {
+  std::mt19937 rng(6);
+  for (float smoothing : {0.0f, 0.1f}) {
+    Tensor z = Random({4, 7}, &rng, 2.0f);
+    const int64_t labels[] = {0, 3, 6, 2};
+    Tensor dz;
+    const LossResult r = SoftmaxCrossEntropy(z, labels, smoothing, &dz);
+    // Independent value: -sum q log softmax, averaged.
+    double expect = 0;
+    for (int n = 0; n < 4; ++n) {
+      double s = 0;
+      for (int k = 0; k < 7; ++k) s += std::exp(double(z[n * 7 + k]));
+      for (int k = 0; k < 7; ++k) {
+        const double q = (k == labels[n] ? 1.0 - smoothing : 0.0) + smoothing / 7;
+        expect -= q * (z[n * 7 + k] - std::log(s));
+      }
+    }
+    EXPECT_NEAR(r.loss, expect / 4, 1e-6);
+    const float eps = 1e-3f;
+    for (int64_t i = 0; i < z.size(); ++i) {
+      const float saved = z[i];
+      z[i] = saved + eps;
+      const double up = SoftmaxCrossEntropy(z, labels, smoothing, nullptr).loss;
+      z[i] = saved - eps;
+      const double down = SoftmaxCrossEntropy(z, labels, smoothing, nullptr).loss;
+      z[i] = saved;
+      EXPECT_NEAR(dz[i], (up - down) / (2 * eps), 2e-3) << "element " << i;
+    }
+  }
+}
+
+TEST(LossTest, TopKCounts) {
+  Tensor z({1, 7});
+  for (int k = 0; k < 7; ++k) z[k] = static_cast<float>(k);  // class 6 ranks first
+  const int64_t first[] = {6}, fifth[] = {2}, sixth[] = {1};
+  EXPECT_EQ(SoftmaxCrossEntropy(z, first, 0, nullptr).top1, 1);
+  EXPECT_EQ(SoftmaxCrossEntropy(z, fifth, 0, nullptr).top1, 0);
+  EXPECT_EQ(SoftmaxCrossEntropy(z, fifth, 0, nullptr).top5, 1);
+  EXPECT_EQ(SoftmaxCrossEntropy(z, sixth, 0, nullptr).top5, 0);
+}
+
+TEST(ModelGradTest, WholeSmallResNetMatchesFiniteDifferences) {
+  ModelConfig config;
+  config.name = "small-resnet";
+  config.width = 4;
+  config.blocks = 1;
+  config.num_classes = 3;
+  auto model = Model::Create(config);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  Model& m = **model;
+  m.Initialize(InitScheme::kTorchvision, 1);
+  std::mt19937 rng(8);
+  Tensor x = Random({4, 8, 8, 3}, &rng);
+  const int64_t labels[] = {0, 1, 2, 1};
+  auto loss = [&] { return SoftmaxCrossEntropy(m.Forward(x, true), labels, 0, nullptr).loss; };
+  Tensor dz;
+  SoftmaxCrossEntropy(m.Forward(x, true), labels, 0, &dz);
+  m.ZeroGrad();
+  m.Backward(dz);
+  for (Param& p : m.params()) {
+    double max_abs = 1e-4;
+    for (int64_t i = 0; i < p.grad.size(); ++i) max_abs = std::max(max_abs, std::abs(double(p.grad[i])));
+    const int64_t step = std::max<int64_t>(1, p.value.size() / 10);
+    for (int64_t i = 0; i < p.value.size(); i += step) {
+      const float saved = p.value[i], eps = 1e-3f;
+      p.value[i] = saved + eps;
+      const double up = loss();
+      p.value[i] = saved - eps;
+      const double down = loss();
+      p.value[i] = saved;
+      EXPECT_NEAR(p.grad[i], (up - down) / (2 * eps), 5e-2 * max_abs + 1e-4) << p.name << "[" << i << "]";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sluice::train

@@ -1,0 +1,601 @@
+#!/usr/bin/python3
+"""One SGD step of sluice's trainer against PyTorch (Debian's python3-torch 1.13), tensor by tensor.
+
+For each case `train_step_tool` (tests/train/tools/train_step_tool.cc) initializes a model, draws a
+random batch, runs one training step and writes every intermediate into its own directory:
+inputs.npy (N, H, W, 3) float32, labels.npy (N,) int64, before.safetensors, logits.npy, loss.txt,
+grads.safetensors, after.safetensors (with `<param>.momentum_buffer`) and eval_logits.npy.
+
+The PyTorch side is written here from the architectures' descriptions (TensorFlow's official CIFAR
+resnet_model.py v1, torchvision's vgg16_bn numbering and ImageNet ResNets), with torch.nn modules,
+F.cross_entropy and torch.optim.SGD; no sluice code. Files are read with struct/json/numpy (the
+safetensors format: u64 LE header length, JSON header, little-endian row-major data). Per case:
+
+  1. before.safetensors loads into the PyTorch module with load_state_dict(strict=True): the names,
+     shapes and the set of tensors are exactly PyTorch's state_dict.
+  2. The training-mode forward (batch statistics) of that state gives the same logits and mean
+     cross-entropy (with label smoothing), and backward the same gradient for every parameter.
+  3. torch.optim.SGD (momentum, weight decay, Nesterov, BN params in a weight_decay=0 group for
+     --no-decay-bn), stepped with sluice's own gradients, gives the same weights and momentum
+     buffers as after.safetensors; the BN running statistics that PyTorch's training forward updated
+     (momentum = 1 - TF momentum, unbiased batch variance) and num_batches_tracked match too.
+  4. The eval-mode forward (running statistics) of the stepped PyTorch model gives eval_logits.npy.
+
+Negative controls: the resnet20 state must NOT load strictly into a resnet32, nor into a CIFAR
+ResNet that projects only where shapes change (torchvision-style: no layer1.0.downsample). When
+torchvision is importable, the hand-written ImageNet ResNets and VGG features are also checked
+against it (same state_dict names and shapes, same outputs on shared weights).
+
+Tolerances (float32 on both sides, but summation order differs: Eigen's blocked GEMM versus
+PyTorch's oneDNN/im2col, per-channel BN reductions, and a different reduction tree in backward):
+  logits, eval logits   max|d| <= 1e-3 * max(1, max|logit|)
+  loss                  |d| <= 1e-4 * |loss|
+  gradients             max|d| <= 2e-3 * max(1e-3, max|g|) per tensor: a gradient is a sum over
+                        N*H*W positions whose rounding depends on that order, so the bound is
+                        relative to the tensor's largest element rather than element-wise
+  weights, momentum,    |d| <= 1e-5 + 1e-4 * |reference| element-wise. The SGD step is applied to
+  running statistics    sluice's gradients (already checked in 2), so this tests the update rule
+                        alone; stepping with PyTorch's own gradients would fold the looser gradient
+                        bound into the first-step momentum buffer (= g + wd * w) and fail spuriously.
+  num_batches_tracked   exact
+"""
+import argparse
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+
+try:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError as e:  # torch is a declared test dependency (Debian python3-torch)
+    print(f"FAIL: cannot import torch ({e}). This test needs PyTorch: install Debian's python3-torch "
+          f"(scripts/setup.sh) and run the script with /usr/bin/python3 (running: {sys.executable}).")
+    sys.exit(1)
+
+BN_EPS = 1e-5
+
+
+# ----------------------------------------------------------------------------------------------
+# File readers (independent of sluice).
+
+SAFETENSORS_DTYPES = {"F32": ("<f4", 4), "I64": ("<i8", 8)}
+
+
+class CaseError(Exception):
+    """A problem that ends the current case (bad file, missing tensor, tool failure)."""
+
+
+def read_safetensors(path):
+    """Returns ({name: numpy array}, metadata). Only the F32 and I64 dtypes are expected here."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise CaseError(f"cannot read {path}: {e}")
+    if len(data) < 8:
+        raise CaseError(f"{path}: {len(data)} bytes, shorter than the header length")
+    (n,) = struct.unpack_from("<Q", data, 0)
+    if 8 + n > len(data):
+        raise CaseError(f"{path}: header length {n} past the end of the {len(data)}-byte file")
+    try:
+        header = json.loads(data[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CaseError(f"{path}: bad JSON header: {e}")
+    metadata = header.pop("__metadata__", {})
+    body = memoryview(data)[8 + n:]
+    tensors = {}
+    for name, info in header.items():
+        dtype, shape, (begin, end) = info["dtype"], list(info["shape"]), info["data_offsets"]
+        if dtype not in SAFETENSORS_DTYPES:
+            raise CaseError(f"{path}: {name} has dtype {dtype}, expected F32 or I64")
+        np_dtype, size = SAFETENSORS_DTYPES[dtype]
+        count = math.prod(shape)
+        if not 0 <= begin <= end <= len(body) or end - begin != count * size:
+            raise CaseError(f"{path}: {name} data_offsets [{begin}, {end}] do not fit shape {shape} "
+                            f"{dtype} in a {len(body)}-byte body")
+        arr = np.frombuffer(body[begin:end], dtype=np_dtype).reshape(shape).copy()
+        tensors[name] = arr
+    return tensors, metadata
+
+
+def read_npy(path, dtype, shape):
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise CaseError(f"cannot read {path}: {e}")
+    if arr.dtype != np.dtype(dtype) or list(arr.shape) != list(shape):
+        raise CaseError(f"{path}: {arr.dtype} {list(arr.shape)}, expected {np.dtype(dtype)} "
+                        f"{list(shape)}")
+    return np.ascontiguousarray(arr)
+
+
+# ----------------------------------------------------------------------------------------------
+# Models, with PyTorch state_dict names equal to sluice's.
+
+def batch_norm(channels, tf_momentum):
+    # TF: running = m * running + (1 - m) * batch; PyTorch: running = (1 - p) * running + p * batch.
+    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=1.0 - tf_momentum)
+
+
+def conv(cin, cout, k, stride=1, pad=0, bias=False):
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=pad, bias=bias)
+
+
+class BasicBlock(nn.Module):
+    """conv3x3(stride)-BN-ReLU-conv3x3-BN, + shortcut (1x1 conv(stride)-BN when `project`), ReLU."""
+
+    def __init__(self, cin, cout, stride, project, tfm):
+        super().__init__()
+        self.conv1 = conv(cin, cout, 3, stride, 1)
+        self.bn1 = batch_norm(cout, tfm)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv(cout, cout, 3, 1, 1)
+        self.bn2 = batch_norm(cout, tfm)
+        self.downsample = (nn.Sequential(conv(cin, cout, 1, stride), batch_norm(cout, tfm))
+                           if project else None)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + shortcut)
+
+
+class Bottleneck(nn.Module):
+    """torchvision v1.5: 1x1-BN-ReLU-3x3(stride)-BN-ReLU-1x1(x4)-BN, + shortcut, ReLU."""
+
+    def __init__(self, cin, width, stride, tfm):
+        super().__init__()
+        cout = width * 4
+        self.conv1 = conv(cin, width, 1)
+        self.bn1 = batch_norm(width, tfm)
+        self.conv2 = conv(width, width, 3, stride, 1)
+        self.bn2 = batch_norm(width, tfm)
+        self.conv3 = conv(width, cout, 1)
+        self.bn3 = batch_norm(cout, tfm)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = (nn.Sequential(conv(cin, cout, 1, stride), batch_norm(cout, tfm))
+                           if stride != 1 or cin != cout else None)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + shortcut)
+
+
+class CifarResNet(nn.Module):
+    """TensorFlow official resnet_model.py, v1 building blocks, CIFAR layout: conv3x3(3->W)-BN-ReLU,
+    three stages of n blocks with W, 2W, 4W channels (stride 2 on the first block of stages 2 and
+    3), global average pool, fc. TF's block_layer gives the FIRST block of every stage a projection
+    shortcut, even in stage 1 where the shapes do not change (project_all=True); project_all=False is
+    the torchvision-style variant, used only as a negative control."""
+
+    def __init__(self, n, num_classes, tfm, width=16, project_all=True):
+        super().__init__()
+        self.conv1 = conv(3, width, 3, 1, 1)
+        self.bn1 = batch_norm(width, tfm)
+        self.relu = nn.ReLU(inplace=True)
+        cin = width
+        for stage in range(3):
+            cout = width << stage
+            blocks = []
+            for i in range(n):
+                stride = 2 if i == 0 and stage > 0 else 1
+                project = (i == 0) if project_all else (stride != 1 or cin != cout)
+                blocks.append(BasicBlock(cin, cout, stride, project, tfm))
+                cin = cout
+            setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(x.mean(dim=(2, 3), keepdim=True), 1))
+
+
+class ImageNetResNet(nn.Module):
+    """torchvision.models.resnet18/34/50: conv7x7/2-BN-ReLU-maxpool3/2, four stages (64..512 wide,
+    stride 2 on the first block of stages 2-4), adaptive average pool, fc."""
+
+    def __init__(self, layers, bottleneck, num_classes, tfm):
+        super().__init__()
+        self.conv1 = conv(3, 64, 7, 2, 3)
+        self.bn1 = batch_norm(64, tfm)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        cin = 64
+        for stage, n in enumerate(layers):
+            width = 64 << stage
+            blocks = []
+            for i in range(n):
+                stride = 2 if i == 0 and stage > 0 else 1
+                if bottleneck:
+                    blocks.append(Bottleneck(cin, width, stride, tfm))
+                    cin = width * 4
+                else:
+                    blocks.append(BasicBlock(cin, width, stride, stride != 1 or cin != width, tfm))
+                    cin = width
+            setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+
+
+class CifarVgg16(nn.Module):
+    """VGG-16 with BN for 32x32 inputs: `features` numbered like torchvision's vgg16_bn (conv3x3 with
+    bias at i, BN at i+1, ReLU at i+2, each max pool one index), flatten (the map is 1x1), and a
+    single Linear(512, K) `classifier`."""
+
+    def __init__(self, num_classes, tfm):
+        super().__init__()
+        layers, cin = [], 3
+        for v in VGG16_CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                layers += [conv(cin, v, 3, 1, 1, bias=True), batch_norm(v, tfm), nn.ReLU(inplace=True)]
+                cin = v
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        x = self.features(x)
+        if x.shape[2:] != (1, 1):
+            raise ValueError(f"CIFAR VGG-16 needs a 1x1 final map, got {tuple(x.shape[2:])}")
+        return self.classifier(torch.flatten(x, 1))
+
+
+CIFAR_DEPTHS = {"resnet20": 3, "resnet32": 5, "resnet44": 7, "resnet56": 9, "resnet110": 18}
+
+
+def build_model(name, num_classes, tfm, **kw):
+    if name in CIFAR_DEPTHS:
+        return CifarResNet(CIFAR_DEPTHS[name], num_classes, tfm, **kw)
+    if name == "small-resnet":  # train_step_tool's defaults: width 16, 1 block per stage
+        return CifarResNet(kw.pop("blocks", 1), num_classes, tfm, width=kw.pop("width", 16), **kw)
+    if name == "vgg16":
+        return CifarVgg16(num_classes, tfm)
+    if name == "resnet18":
+        return ImageNetResNet([2, 2, 2, 2], False, num_classes, tfm)
+    if name == "resnet34":
+        return ImageNetResNet([3, 4, 6, 3], False, num_classes, tfm)
+    if name == "resnet50":
+        return ImageNetResNet([3, 4, 6, 3], True, num_classes, tfm)
+    raise ValueError(f"no PyTorch definition for model {name!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Comparison.
+
+class Case:
+    """Collects the failures and the measured maxima of one case."""
+
+    def __init__(self, name):
+        self.name = name
+        self.failures = []
+        self.lines = []
+        self.checks = 0
+
+    def fail(self, what):
+        self.failures.append(what)
+
+    def check(self, cond, what):
+        self.checks += 1
+        if not cond:
+            self.fail(what)
+
+    def compare_group(self, label, pairs, tolerance):
+        """pairs: [(name, got, want)] of numpy arrays; tolerance(want) -> allowed |got - want|
+        (a scalar or an array of want's shape). Records the worst element of each failing tensor and
+        a summary line with the largest |d| and the largest |d| / allowed over the group."""
+        worst_abs, worst_ratio, worst_name = 0.0, 0.0, "-"
+        for name, got, want in pairs:
+            self.checks += 1
+            if got.shape != want.shape:
+                self.fail(f"{label} {name}: shape {list(got.shape)} != PyTorch {list(want.shape)}")
+                continue
+            if got.size == 0:
+                continue
+            g = got.astype(np.float64)
+            w = want.astype(np.float64)
+            diff = np.abs(g - w)
+            allowed = np.broadcast_to(np.asarray(tolerance(w), dtype=np.float64), w.shape)
+            diff = np.where(np.isnan(diff), np.inf, diff)  # a NaN on either side fails
+            ratio = diff / allowed
+            i = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+            worst_abs = max(worst_abs, float(diff.max()))
+            if ratio[i] > worst_ratio:
+                worst_ratio, worst_name = float(ratio[i]), name
+            bad = int(np.count_nonzero(ratio > 1.0))
+            if bad:
+                self.fail(f"{label} {name}: {bad} of {w.size} elements off; worst at {list(i)}: "
+                          f"sluice {g[i]:.9g} vs PyTorch {w[i]:.9g} (|d| {diff[i]:.3g} > allowed "
+                          f"{allowed[i]:.3g}); max|PyTorch| {np.abs(w).max():.3g}")
+        self.lines.append(f"  {label:<22} {len(pairs):3d} tensors  max|d| {worst_abs:.3g}  "
+                          f"worst |d|/tol {worst_ratio:.3f} ({worst_name})")
+        return worst_abs, worst_ratio
+
+
+def logits_tol(w):
+    return 1e-3 * max(1.0, float(np.abs(w).max(initial=0.0)))
+
+
+def grad_tol(w):
+    return 2e-3 * max(1e-3, float(np.abs(w).max(initial=0.0)))
+
+
+def state_tol(w):
+    return 1e-5 + 1e-4 * np.abs(w)
+
+
+def to_torch(arr):
+    if arr.dtype == np.int64 and arr.shape == ():
+        return torch.tensor(int(arr))  # num_batches_tracked: a 0-dim int64 tensor, as PyTorch has
+    return torch.from_numpy(arr)
+
+
+def expect_names(case, what, got, want):
+    missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+    case.check(not missing and not extra,
+               f"{what}: missing {missing[:8]}{'...' if len(missing) > 8 else ''} "
+               f"unexpected {extra[:8]}{'...' if len(extra) > 8 else ''}")
+    return not missing and not extra
+
+
+def run_tool(tool, c, out):
+    cmd = [tool, "--model", c["model"], "--seed", str(c["seed"]), "--batch", str(c["batch"]),
+           "--image-size", str(c["size"]), "--num-classes", str(c["classes"]),
+           "--lr", repr(c["lr"]), "--momentum", repr(c["momentum"]),
+           "--weight-decay", repr(c["wd"]), "--bn-momentum", repr(c["tfm"]),
+           "--label-smoothing", repr(c["eps"]), "--init", c["init"], "--out", out]
+    if c["nesterov"]:
+        cmd.append("--nesterov")
+    if c["no_decay_bn"]:
+        cmd.append("--no-decay-bn")
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise CaseError(f"{' '.join(cmd)} exited {r.returncode}:\n{r.stderr.strip()}")
+
+
+def run_case(tool, work, c):
+    case = Case(c["name"])
+    out = os.path.join(work, c["name"])
+    try:
+        run_tool(tool, c, out)
+        n, size, k = c["batch"], c["size"], c["classes"]
+        inputs = read_npy(os.path.join(out, "inputs.npy"), np.float32, (n, size, size, 3))
+        labels = read_npy(os.path.join(out, "labels.npy"), np.int64, (n,))
+        logits = read_npy(os.path.join(out, "logits.npy"), np.float32, (n, k))
+        eval_logits = read_npy(os.path.join(out, "eval_logits.npy"), np.float32, (n, k))
+        with open(os.path.join(out, "loss.txt")) as f:
+            loss = float(f.read().strip())
+        before, _ = read_safetensors(os.path.join(out, "before.safetensors"))
+        grads, _ = read_safetensors(os.path.join(out, "grads.safetensors"))
+        after, _ = read_safetensors(os.path.join(out, "after.safetensors"))
+    except (CaseError, OSError, ValueError) as e:
+        case.fail(str(e))
+        return case
+    if not ((labels >= 0) & (labels < k)).all():
+        case.fail(f"labels {labels.tolist()} outside [0, {k})")
+        return case
+    case.check(np.isfinite(inputs).all() and float(np.abs(inputs).max()) > 0,
+               "inputs are finite and not all zero")
+
+    model = build_model(c["model"], k, c["tfm"])
+    ref = model.state_dict()
+    if not expect_names(case, "before.safetensors vs PyTorch state_dict", before, ref):
+        return case
+    for name, t in ref.items():
+        want = "I64" if t.dtype == torch.int64 else "F32"
+        got = "I64" if before[name].dtype == np.int64 else "F32"
+        case.check(got == want, f"before {name}: dtype {got}, PyTorch has {want}")
+    try:
+        model.load_state_dict({name: to_torch(a) for name, a in before.items()}, strict=True)
+    except RuntimeError as e:
+        case.fail(f"load_state_dict(strict=True) of before.safetensors: {e}")
+        return case
+    if case.failures:
+        return case
+    case.before = before  # for the negative controls
+
+    # Training-mode forward and backward.
+    x = torch.from_numpy(inputs).permute(0, 3, 1, 2).contiguous()
+    y = torch.from_numpy(labels)
+    model.train()
+    model.zero_grad(set_to_none=True)
+    t_logits = model(x)
+    t_loss = F.cross_entropy(t_logits, y, label_smoothing=c["eps"])
+    t_loss.backward()
+    t_logits = t_logits.detach().numpy()
+    t_loss = float(t_loss)
+    case.check(math.isfinite(t_loss) and np.isfinite(t_logits).all(),
+               f"PyTorch loss {t_loss} and logits are finite")
+    case.compare_group("train logits", [("logits", logits, t_logits)], logits_tol)
+    loss_rel = abs(loss - t_loss) / max(abs(t_loss), 1e-12)
+    case.check(loss_rel <= 1e-4, f"loss: sluice {loss!r} vs PyTorch {t_loss!r} (rel {loss_rel:.3g})")
+    case.lines.append(f"  {'loss':<22} sluice {loss:.7g} PyTorch {t_loss:.7g}  rel {loss_rel:.3g}")
+
+    params = dict(model.named_parameters())
+    if not expect_names(case, "grads.safetensors vs parameters", grads, params):
+        return case
+    zero = [name for name, p in params.items() if float(p.grad.abs().max()) == 0.0]
+    if zero:
+        print(f"  note [{c['name']}]: PyTorch gradient identically zero for {zero}")
+    case.compare_group("gradients", [(name, grads[name], p.grad.numpy().copy())
+                                     for name, p in params.items()], grad_tol)
+
+    # One SGD step from sluice's gradients.
+    bn_params = {id(p) for m in model.modules() if isinstance(m, nn.BatchNorm2d)
+                 for p in m.parameters(recurse=False)}
+    if c["no_decay_bn"]:
+        groups = [{"params": [p for p in params.values() if id(p) not in bn_params]},
+                  {"params": [p for p in params.values() if id(p) in bn_params],
+                   "weight_decay": 0.0}]
+    else:
+        groups = [{"params": list(params.values())}]
+    opt = torch.optim.SGD(groups, lr=c["lr"], momentum=c["momentum"], weight_decay=c["wd"],
+                          nesterov=c["nesterov"])
+    for name, p in params.items():
+        p.grad = torch.from_numpy(grads[name].copy())
+    opt.step()
+
+    want_after = set(ref) | {f"{name}.momentum_buffer" for name in params}
+    if not expect_names(case, "after.safetensors vs state_dict + momentum buffers", after,
+                        want_after):
+        return case
+    state = model.state_dict()
+    case.compare_group("weights after step", [(name, after[name], state[name].numpy())
+                                             for name in params], state_tol)
+    case.compare_group("momentum buffers",
+                       [(name, after[f"{name}.momentum_buffer"],
+                         opt.state[p]["momentum_buffer"].numpy()) for name, p in params.items()],
+                       state_tol)
+    stats = [name for name in state if name.endswith((".running_mean", ".running_var"))]
+    case.compare_group("BN running stats", [(name, after[name], state[name].numpy())
+                                            for name in stats], state_tol)
+    counters = [name for name in state if name.endswith(".num_batches_tracked")]
+    for name in counters:
+        got, want = after[name], state[name].numpy()
+        case.check(got.dtype == np.int64 and got.shape == () and int(got) == int(want),
+                   f"after {name}: {got.dtype} {list(got.shape)} {got.tolist()}, PyTorch {int(want)}")
+    case.lines.append(f"  {'num_batches_tracked':<22} {len(counters):3d} counters, PyTorch has "
+                      f"{sorted({int(state[n]) for n in counters})}")
+
+    # Eval-mode forward of the stepped model (running statistics).
+    model.eval()
+    with torch.no_grad():
+        t_eval = model(x).numpy()
+    case.compare_group("eval logits", [("eval_logits", eval_logits, t_eval)], logits_tol)
+    return case
+
+
+# ----------------------------------------------------------------------------------------------
+
+CASES = [
+    dict(name="resnet20", model="resnet20", seed=1, batch=8, size=32, classes=10, lr=0.1,
+         momentum=0.9, wd=2e-4, nesterov=False, no_decay_bn=False, tfm=0.997, eps=0.0, init="tf"),
+    dict(name="small_resnet_nesterov", model="small-resnet", seed=2, batch=8, size=32, classes=10,
+         lr=0.1, momentum=0.9, wd=2e-4, nesterov=True, no_decay_bn=True, tfm=0.997, eps=0.1,
+         init="tf"),
+    dict(name="vgg16", model="vgg16", seed=3, batch=4, size=32, classes=10, lr=0.05, momentum=0.9,
+         wd=5e-4, nesterov=False, no_decay_bn=False, tfm=0.9, eps=0.0, init="torchvision"),
+    dict(name="resnet18", model="resnet18", seed=4, batch=2, size=64, classes=7, lr=0.1,
+         momentum=0.9, wd=1e-4, nesterov=False, no_decay_bn=False, tfm=0.9, eps=0.0,
+         init="torchvision"),
+]
+
+
+def negative_controls(resnet20_before, failures):
+    """The strict name check must bite: resnet20's state into other CIFAR ResNets."""
+    sd = {name: to_torch(a) for name, a in resnet20_before.items()}
+    for label, model in [("resnet32", build_model("resnet32", 10, 0.997)),
+                         ("resnet20 without a layer1 projection",
+                          build_model("resnet20", 10, 0.997, project_all=False))]:
+        try:
+            model.load_state_dict(sd, strict=True)
+        except RuntimeError as e:
+            first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+            print(f"negative control: resnet20 state into {label} refused ({first[:100]}...)")
+            continue
+        failures.append(f"negative control: resnet20 state loaded strictly into {label}")
+
+
+def torchvision_cross_check(failures):
+    """Our hand-written ImageNet ResNets and VGG features against torchvision, when it is there."""
+    try:
+        import torchvision
+    except ImportError:
+        print("torchvision cross-check: skipped (torchvision not importable)")
+        return
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64)
+    for name in ("resnet18", "resnet50"):
+        theirs = getattr(torchvision.models, name)(num_classes=7)
+        ours = build_model(name, 7, 0.9)
+        a, b = theirs.state_dict(), ours.state_dict()
+        if [(k, tuple(v.shape)) for k, v in a.items()] != [(k, tuple(v.shape)) for k, v in b.items()]:
+            failures.append(f"torchvision {name}: state_dict names/shapes differ from ours")
+            continue
+        ours.load_state_dict(a, strict=True)
+        with torch.no_grad():
+            theirs.train()
+            ours.train()
+            d = float((theirs(x) - ours(x)).abs().max())
+        if d > 1e-5:
+            failures.append(f"torchvision {name}: outputs differ by {d:.3g} on shared weights")
+        print(f"torchvision cross-check {name}: {len(a)} state_dict entries equal, max|d| {d:.3g}")
+    theirs = {k: tuple(v.shape) for k, v in torchvision.models.vgg16_bn().state_dict().items()
+              if k.startswith("features.")}
+    ours = {k: tuple(v.shape) for k, v in build_model("vgg16", 10, 0.9).state_dict().items()
+            if k.startswith("features.")}
+    if theirs != ours:
+        failures.append("torchvision vgg16_bn: `features` names/shapes differ from ours")
+    print(f"torchvision cross-check vgg16_bn: {len(ours)} `features` entries equal")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tools-dir", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--cli")
+    ap.add_argument("--fixtures")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    torch.set_default_dtype(torch.float32)
+    tool = os.path.join(args.tools_dir, "train_step_tool")
+    if not os.access(tool, os.X_OK):
+        print(f"FAIL: {tool} is missing or not executable (build the train_step_tool target)")
+        sys.exit(1)
+    os.makedirs(args.work, exist_ok=True)
+    print(f"PyTorch {torch.__version__}, numpy {np.__version__}, {torch.get_num_threads()} threads")
+
+    failures = []
+    torchvision_cross_check(failures)
+    total = 0
+    resnet20_before = None
+    for c in CASES:
+        flags = (f"batch {c['batch']}, {c['size']}x{c['size']}, K={c['classes']}, lr {c['lr']}, "
+                 f"momentum {c['momentum']}{' nesterov' if c['nesterov'] else ''}, wd {c['wd']}"
+                 f"{' (not BN)' if c['no_decay_bn'] else ''}, TF BN momentum {c['tfm']}, "
+                 f"label smoothing {c['eps']}, init {c['init']}")
+        case = run_case(tool, args.work, c)
+        status = "FAIL" if case.failures else "ok"
+        print(f"{c['name']} [{status}] ({c['model']}: {flags})")
+        for line in case.lines:
+            print(line)
+        for f in case.failures[:20]:
+            print(f"  FAIL: {f}")
+        if len(case.failures) > 20:
+            print(f"  ... and {len(case.failures) - 20} more failures")
+        failures += [f"{c['name']}: {f}" for f in case.failures]
+        total += case.checks
+        if c["name"] == "resnet20" and hasattr(case, "before"):
+            resnet20_before = case.before
+    if resnet20_before is None:
+        failures.append("negative control not run: no resnet20 state was read")
+    else:
+        negative_controls(resnet20_before, failures)
+
+    if failures:
+        print(f"FAIL: {len(failures)} failure(s); first: {failures[0]}")
+        sys.exit(1)
+    print(f"OK: {len(CASES)} cases, {total} checks")
+
+
+if __name__ == "__main__":
+    main()

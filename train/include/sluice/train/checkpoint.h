@@ -1,0 +1,67 @@
+// Checkpoints: safetensors files (formats/safetensors.h) in PyTorch's state_dict naming and layout.
+//
+//   <param>                   every parameter, PyTorch layout (conv OIHW, dense (out, in))
+//   <bn>.running_mean/_var    BN statistics (F32), <bn>.num_batches_tracked (I64 scalar)
+//   <param>.momentum_buffer   SGD momentum (torch.optim.SGD's state key), same layout as <param>
+//   __metadata__              step, epoch, recipe, model, seed, data position (data_epoch,
+//                             data_samples: samples of that epoch already consumed), ...
+// A PyTorch user loads the weights with
+//   sd = safetensors.torch.load_file(f)
+//   model.load_state_dict({k: v for k, v in sd.items() if not k.endswith(".momentum_buffer")},
+//                         strict=True)
+// Files are written atomically (temp + fsync + rename): a crash leaves the old file or the new.
+#ifndef SLUICE_TRAIN_CHECKPOINT_H_
+#define SLUICE_TRAIN_CHECKPOINT_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/formats/status.h"
+#include "sluice/train/model.h"
+#include "sluice/train/optimizer.h"
+
+namespace sluice::train {
+
+using Metadata = std::map<std::string, std::string>;
+
+constexpr std::string_view kMomentumSuffix = ".momentum_buffer";
+
+// Writes model weights, BN state, the optimizer's momentum buffers (when `optimizer` is not null)
+// and `metadata` to `path`.
+Status SaveCheckpoint(const std::string& path, const Model& model, const SgdMomentum* optimizer,
+                      const Metadata& metadata);
+
+struct LoadOptions {
+  // Momentum buffers are loaded when present (and the optimizer is given); missing ones start at 0.
+  bool load_momentum = true;
+};
+
+// Loads every parameter and BN state of `model` from `path`. NotFound naming the tensor for one
+// that is missing; InvalidArgument naming the tensor and both shapes for a shape mismatch, and for
+// a tensor the model does not have (other than momentum buffers). Returns the metadata.
+Result<Metadata> LoadCheckpoint(const std::string& path, Model* model, SgdMomentum* optimizer,
+                                const LoadOptions& options = {});
+
+// A tensor of `p`'s shape in our layout -> PyTorch's (conv (KH, KW, Cin, Cout) -> (Cout, Cin, KH,
+// KW); others unchanged), and back.
+std::vector<float> ToTorchLayout(const Param& p, const Tensor& t);
+void FromTorchLayout(const Param& p, std::span<const float> in, Tensor* t);
+
+// "checkpoint_iter_<step>.safetensors" / "checkpoint_iter_final.safetensors".
+std::string CheckpointName(std::optional<int64_t> step);
+
+struct CheckpointEntry {
+  std::string path;
+  int64_t step = 0;  // from the metadata
+  bool final = false;
+};
+// Checkpoints in `dir` ordered by step (the final one after a numbered one of the same step).
+// Files that fail to parse are skipped (a crash cannot leave one, but a user's copy could).
+Result<std::vector<CheckpointEntry>> ListCheckpoints(const std::string& dir);
+
+}  // namespace sluice::train
+
+#endif  // SLUICE_TRAIN_CHECKPOINT_H_

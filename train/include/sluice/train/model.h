@@ -1,0 +1,107 @@
+// Models: a graph of layers (nodes in topological order) with named parameters.
+//
+//   resnet20/32/44/56/110  CIFAR ResNet v1 (He et al. 2016, sec. 4.2) as TensorFlow's official
+//                          resnet_model.py builds it: 3 stages of n BasicBlocks, 16/32/64 channels,
+//                          a projection shortcut (1x1 conv + BN) on the first block of EVERY stage.
+//   small-resnet           the same with `width` base channels and `blocks` per stage (quick runs)
+//   vgg16                  CIFAR VGG-16 with BN (13 conv3x3+bias-BN-ReLU, 5 max pools, Linear 512->K)
+//   resnet18/34/50         torchvision's ImageNet ResNets (7x7/2 stem, 3x3/2 max pool, stride on the
+//                          3x3 conv of a bottleneck, shortcut projection only where shapes change)
+//
+// Parameter names and PyTorch layouts are torchvision's (conv1.weight, bn1.running_mean,
+// layer1.0.conv1.weight, layer2.0.downsample.0.weight, fc.weight, features.0.weight, ...), so a
+// checkpoint loads into the matching PyTorch module with load_state_dict(strict=True).
+// Not thread-safe; Forward/Backward parallelize internally.
+#ifndef SLUICE_TRAIN_MODEL_H_
+#define SLUICE_TRAIN_MODEL_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sluice/formats/status.h"
+#include "sluice/train/layers.h"
+
+namespace sluice::train {
+
+struct ModelConfig {
+  std::string name = "resnet20";
+  int num_classes = 10;
+  float bn_momentum = 0.997f;  // TF convention: running = m * running + (1 - m) * batch
+  float bn_epsilon = 1e-5f;
+  bool zero_init_last_bn = false;  // last BN gamma of each residual block starts at 0
+  int width = 16;                  // small-resnet
+  int blocks = 1;                  // small-resnet
+};
+
+enum class InitScheme {
+  // TF: conv variance_scaling (scale 1, fan_in, truncated normal), dense N(0, 0.01), biases 0.
+  kTensorFlow,
+  // torchvision: conv kaiming_normal(fan_out, relu), dense U(+-1/sqrt(in)) for weight and bias.
+  kTorchvision,
+};
+
+// The model names Create accepts, for --help.
+std::vector<std::string> ModelNames();
+
+class Model {
+ public:
+  // InvalidArgument for an unknown name or a bad width/depth.
+  static Result<std::unique_ptr<Model>> Create(const ModelConfig& config);
+
+  // x: (N, H, W, 3) -> logits (N, num_classes). The returned tensor lives until the next Forward.
+  const Tensor& Forward(const Tensor& x, bool training);
+  // dlogits: (N, num_classes) -> accumulates every Param::grad (call ZeroGrad first).
+  void Backward(const Tensor& dlogits);
+  void ZeroGrad();
+
+  // Deterministic in (scheme, seed): each tensor draws from its own generator keyed by its name.
+  void Initialize(InitScheme scheme, uint64_t seed);
+
+  std::deque<Param>& params() { return params_; }
+  const std::deque<Param>& params() const { return params_; }
+  std::deque<BnState>& bn_states() { return bn_states_; }
+  const std::deque<BnState>& bn_states() const { return bn_states_; }
+  Param* FindParam(std::string_view name);
+  int64_t num_parameters() const;
+  const ModelConfig& config() const { return config_; }
+  // Forward multiply-accumulates per image, as measured by the last Forward (0 before one).
+  int64_t MacsPerImage() const;
+  // Bytes held by activations and gradient buffers right now.
+  size_t ActivationBytes() const;
+
+  // Graph building (models.cc).
+  struct Node {
+    std::unique_ptr<Layer> layer;
+    std::vector<int> inputs;  // node indices; kInput is the model input
+    Tensor out;
+    int grad = -1;  // index into grad_pool_, or -1
+  };
+  static constexpr int kInput = -1;
+  int AddNode(std::unique_ptr<Layer> layer, std::vector<int> inputs);
+  Param* AddParam(std::string name, ParamKind kind, std::vector<int64_t> shape,
+                  std::vector<int64_t> torch_shape);
+  BnState* AddBnState(std::string prefix, int channels);
+  // The gamma of the BN right before a residual add (zeroed by zero_init_last_bn).
+  void MarkLastBn(Param* gamma) { last_bn_gammas_.push_back(gamma); }
+
+ private:
+  explicit Model(ModelConfig config) : config_(std::move(config)) {}
+  int TakeGrad();
+
+  ModelConfig config_;
+  std::deque<Param> params_;  // deque: layers keep pointers
+  std::deque<BnState> bn_states_;
+  std::vector<Node> nodes_;
+  std::vector<Param*> last_bn_gammas_;
+  const Tensor* input_ = nullptr;
+  std::vector<Tensor> grad_pool_;
+  std::vector<int> free_grads_;
+};
+
+}  // namespace sluice::train
+
+#endif  // SLUICE_TRAIN_MODEL_H_

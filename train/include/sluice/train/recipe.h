@@ -1,0 +1,83 @@
+// Training configuration and the reference recipes (DESIGN.md "Training recipes").
+//
+// Precedence, lowest first: the recipe's values, an --hparams YAML file, --set key=value
+// overrides, then explicit command-line flags. Keys are the snake_case names of TrainConfig's
+// fields (HparamKeys() lists them); a YAML file may nest maps, whose keys join with '.'.
+#ifndef SLUICE_TRAIN_RECIPE_H_
+#define SLUICE_TRAIN_RECIPE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sluice/formats/status.h"
+#include "sluice/pipeline/preset.h"
+#include "sluice/train/model.h"
+#include "sluice/train/optimizer.h"
+
+namespace sluice::train {
+
+struct TrainConfig {
+  std::string recipe = "tf-cifar-resnet";
+  // Data: shards DIR/<train_split>-* and DIR/<eval_split>-* of `sluice ingest`, and
+  // DIR/manifest.json for the record counts and class count.
+  std::string data_dir;
+  std::string train_split = "train";
+  std::string eval_split;  // "" = "validation" if present, else "test"
+  pipeline::Preset train_preset = pipeline::Preset::kCifarTrain;
+  pipeline::Preset eval_preset = pipeline::Preset::kCifarEval;
+  int image_size = 0;  // 0 = the preset's
+
+  ModelConfig model;
+  InitScheme init = InitScheme::kTensorFlow;
+
+  int batch_size = 128;
+  // Learning rate: base_learning_rate * batch_size / lr_batch_denominator (TF's linear scaling).
+  double base_learning_rate = 0.1;
+  int lr_batch_denominator = 128;
+  LrSchedule::Kind lr_schedule = LrSchedule::Kind::kPiecewise;
+  std::vector<double> lr_boundary_epochs = {91, 136};
+  std::vector<double> lr_multipliers = {1, 0.1, 0.01};
+  // "tf": boundary = int(epoch * steps_per_epoch), new rate after it (tf.train.piecewise_constant);
+  // "tpu": the rate changes at the first step whose epoch (step / steps_per_epoch) reaches it.
+  std::string lr_boundary_rule = "tf";
+  double warmup_epochs = 0;
+  double force_learning_rate = 0;  // > 0: constant rate (fine-tuning)
+
+  SgdConfig sgd;
+  double label_smoothing = 0;
+
+  // Steps: train_steps if > 0, else reference_steps scaled to this dataset and batch:
+  // round(reference_steps * (train_images / reference_images) * (reference_batch / batch_size)).
+  int64_t train_steps = 0;
+  int64_t reference_steps = 71108;
+  int64_t reference_images = 50000;
+  int reference_batch = 128;
+
+  // Run control.
+  std::string model_dir;
+  std::vector<int64_t> checkpoint_iters;
+  int64_t eval_every = 0;  // 0 = only at the end
+  int64_t eval_limit = 0;  // 0 = the whole eval split
+  int64_t log_every = 50;
+  int train_threads = 0;     // 0 = hardware threads - pipeline threads (at least 1)
+  int pipeline_threads = 0;  // 0 = half the hardware threads (at least 1)
+  uint64_t seed = 0;
+  bool resume = false;
+};
+
+// Recipe names, with a one-line description each (for --help).
+std::vector<std::pair<std::string, std::string>> RecipeDescriptions();
+// Resets *config to the recipe's values (keeping data_dir, model_dir and the run-control fields).
+Status ApplyRecipe(const std::string& name, TrainConfig* config);
+// Sets one hyperparameter from text: numbers, booleans (true/false), lists "a,b,c" or "[a, b]".
+Status SetHparam(TrainConfig* config, const std::string& key, const std::string& value);
+// Applies every key of a YAML file (nested maps flattened with '.').
+Status ApplyHparamsFile(const std::string& path, TrainConfig* config);
+std::vector<std::string> HparamKeys();
+// Every hyperparameter as "key: value" lines (YAML), what a run records in DIR/hparams.yaml.
+std::string HparamsToYaml(const TrainConfig& config);
+
+}  // namespace sluice::train
+
+#endif  // SLUICE_TRAIN_RECIPE_H_

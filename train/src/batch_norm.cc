@@ -1,0 +1,172 @@
+// Batch normalization (Ioffe & Szegedy 2015) over NHWC rows, with an optional fused ReLU.
+//
+// Statistics: rows are cut into a fixed number of parts (a function of the row count only); each
+// part sums in float over blocks of at most 256 rows and accumulates the blocks in double, and the
+// parts are added in order, so the statistics are identical for any thread count. The variance is
+// computed from centered values in a second pass (no E[x^2] - E[x]^2 cancellation).
+#include <cmath>
+#include <vector>
+
+#include "parallel.h"
+#include "sluice/train/layers.h"
+
+namespace sluice::train {
+namespace {
+
+constexpr int64_t kParts = 32;
+constexpr int64_t kBlock = 256;
+
+// sums[c] = sum over rows of f(row, c), deterministically. f is called with (row pointer index r).
+template <typename RowFn>
+void ChannelSums(int64_t rows, int64_t channels, std::vector<double>* sums, RowFn&& row_fn) {
+  const int64_t parts = std::max<int64_t>(1, std::min(kParts, rows));
+  std::vector<double> partial(parts * channels, 0.0);
+  ParallelParts(rows, parts, [&](int64_t p, int64_t r0, int64_t r1) {
+    std::vector<float> block(channels);
+    double* acc = partial.data() + p * channels;
+    for (int64_t b = r0; b < r1; b += kBlock) {
+      std::fill(block.begin(), block.end(), 0.0f);
+      for (int64_t r = b; r < std::min(r1, b + kBlock); ++r) row_fn(r, block.data());
+      for (int64_t c = 0; c < channels; ++c) acc[c] += block[c];
+    }
+  });
+  sums->assign(channels, 0.0);
+  for (int64_t p = 0; p < parts; ++p)
+    for (int64_t c = 0; c < channels; ++c) (*sums)[c] += partial[p * channels + c];
+}
+
+class BatchNorm final : public Layer {
+ public:
+  BatchNorm(const BatchNormSpec& spec, Param* gamma, Param* beta, BnState* state)
+      : spec_(spec), gamma_(gamma), beta_(beta), state_(state) {}
+  std::string_view type() const override { return spec_.relu ? "batch_norm_relu" : "batch_norm"; }
+
+  // in[0] x: (N, H, W, C) or (N, C) -> out y: same shape
+  void Forward(std::span<const Tensor* const> in, Tensor* out, bool training) override {
+    const Tensor& x = *in[0];
+    const int64_t C = spec_.channels, rows = x.size() / C;
+    out->Resize(x.shape());
+    training_ = training;
+    mean_.assign(C, 0.0f);
+    invstd_.assign(C, 0.0f);
+    const float* g = gamma_->value.data();
+    const float* b = beta_->value.data();
+    if (training) {
+      std::vector<double> sum, sq;
+      const float* xd = x.data();
+      ChannelSums(rows, C, &sum, [&](int64_t r, float* acc) {
+        const float* row = xd + r * C;
+        for (int64_t c = 0; c < C; ++c) acc[c] += row[c];
+      });
+      for (int64_t c = 0; c < C; ++c) mean_[c] = static_cast<float>(sum[c] / rows);
+      ChannelSums(rows, C, &sq, [&](int64_t r, float* acc) {
+        const float* row = xd + r * C;
+        for (int64_t c = 0; c < C; ++c) {
+          const float d = row[c] - mean_[c];
+          acc[c] += d * d;
+        }
+      });
+      float* rm = state_->running_mean.data();
+      float* rv = state_->running_var.data();
+      const float m = spec_.momentum;
+      for (int64_t c = 0; c < C; ++c) {
+        const double var = sq[c] / rows;
+        invstd_[c] = static_cast<float>(1.0 / std::sqrt(var + spec_.epsilon));
+        const double unbiased = rows > 1 ? var * rows / (rows - 1) : var;
+        rm[c] = m * rm[c] + (1 - m) * mean_[c];
+        rv[c] = m * rv[c] + (1 - m) * static_cast<float>(unbiased);
+      }
+      ++state_->num_batches_tracked;
+    } else {
+      for (int64_t c = 0; c < C; ++c) {
+        mean_[c] = state_->running_mean[c];
+        invstd_[c] = 1.0f / std::sqrt(state_->running_var[c] + spec_.epsilon);
+      }
+    }
+    std::vector<float> scale(C), shift(C);
+    for (int64_t c = 0; c < C; ++c) {
+      scale[c] = g[c] * invstd_[c];
+      shift[c] = b[c] - mean_[c] * scale[c];
+    }
+    const bool relu = spec_.relu;
+    ParallelRange(rows, 1024, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* xr = x.data() + r * C;
+        float* yr = out->data() + r * C;
+        for (int64_t c = 0; c < C; ++c) {
+          const float v = xr[c] * scale[c] + shift[c];
+          yr[c] = relu ? std::max(v, 0.0f) : v;
+        }
+      }
+    });
+  }
+
+  // dout: like out -> din[0]: like x; gamma, beta grads (C) +=
+  void Backward(std::span<const Tensor* const> in, const Tensor& out, const Tensor& dout,
+                std::span<Tensor* const> din) override {
+    const Tensor& x = *in[0];
+    const int64_t C = spec_.channels, rows = x.size() / C;
+    const bool relu = spec_.relu;
+    const float* xd = x.data();
+    const float* yd = out.data();
+    const float* dyd = dout.data();
+    // g = dy masked by the ReLU; dbeta = sum g, dgamma = sum g * xhat.
+    std::vector<double> dbeta, dgamma;
+    ChannelSums(rows, C, &dbeta, [&](int64_t r, float* acc) {
+      for (int64_t c = 0; c < C; ++c) {
+        const float gv = (!relu || yd[r * C + c] > 0) ? dyd[r * C + c] : 0.0f;
+        acc[c] += gv;
+      }
+    });
+    ChannelSums(rows, C, &dgamma, [&](int64_t r, float* acc) {
+      for (int64_t c = 0; c < C; ++c) {
+        const float gv = (!relu || yd[r * C + c] > 0) ? dyd[r * C + c] : 0.0f;
+        acc[c] += gv * (xd[r * C + c] - mean_[c]) * invstd_[c];
+      }
+    });
+    float* gg = gamma_->grad.data();
+    float* bg = beta_->grad.data();
+    for (int64_t c = 0; c < C; ++c) {
+      gg[c] += static_cast<float>(dgamma[c]);
+      bg[c] += static_cast<float>(dbeta[c]);
+    }
+    Tensor* dx = din[0];
+    if (!dx) return;
+    dx->Resize(x.shape());
+    const float* g = gamma_->value.data();
+    // training: dx = gamma * invstd * (g - dbeta / M - xhat * dgamma / M); eval: gamma * invstd * g
+    std::vector<float> k(C), mb(C), mg(C);
+    for (int64_t c = 0; c < C; ++c) {
+      k[c] = g[c] * invstd_[c];
+      mb[c] = training_ ? static_cast<float>(dbeta[c] / rows) : 0.0f;
+      mg[c] = training_ ? static_cast<float>(dgamma[c] / rows) : 0.0f;
+    }
+    ParallelRange(rows, 1024, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t i = r * C + c;
+          const float gv = (!relu || yd[i] > 0) ? dyd[i] : 0.0f;
+          const float xhat = (xd[i] - mean_[c]) * invstd_[c];
+          dx->data()[i] = k[c] * (gv - mb[c] - xhat * mg[c]);
+        }
+      }
+    });
+  }
+
+ private:
+  BatchNormSpec spec_;
+  Param* gamma_;
+  Param* beta_;
+  BnState* state_;
+  bool training_ = true;
+  std::vector<float> mean_, invstd_;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> MakeBatchNorm(const BatchNormSpec& spec, Param* gamma, Param* beta,
+                                     BnState* state) {
+  return std::make_unique<BatchNorm>(spec, gamma, beta, state);
+}
+
+}  // namespace sluice::train

@@ -1,0 +1,164 @@
+#include "sluice/train/checkpoint.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "sluice/formats/safetensors.h"
+
+namespace sluice::train {
+namespace {
+
+using formats::SafetensorsFile;
+using formats::SafetensorsWriter;
+
+}  // namespace
+
+std::vector<float> ToTorchLayout(const Param& p, const Tensor& t) {
+  std::vector<float> out(t.data(), t.data() + t.size());
+  if (p.kind != ParamKind::kConvWeight) return out;
+  const int64_t co = p.torch_shape[0], ci = p.torch_shape[1], kh = p.torch_shape[2],
+                kw = p.torch_shape[3];
+  for (int64_t h = 0; h < kh; ++h)
+    for (int64_t w = 0; w < kw; ++w)
+      for (int64_t i = 0; i < ci; ++i)
+        for (int64_t o = 0; o < co; ++o)
+          out[((o * ci + i) * kh + h) * kw + w] = t[((h * kw + w) * ci + i) * co + o];
+  return out;
+}
+
+void FromTorchLayout(const Param& p, std::span<const float> in, Tensor* t) {
+  if (p.kind != ParamKind::kConvWeight) {
+    std::copy(in.begin(), in.end(), t->data());
+    return;
+  }
+  const int64_t co = p.torch_shape[0], ci = p.torch_shape[1], kh = p.torch_shape[2],
+                kw = p.torch_shape[3];
+  for (int64_t h = 0; h < kh; ++h)
+    for (int64_t w = 0; w < kw; ++w)
+      for (int64_t i = 0; i < ci; ++i)
+        for (int64_t o = 0; o < co; ++o)
+          (*t)[((h * kw + w) * ci + i) * co + o] = in[((o * ci + i) * kh + h) * kw + w];
+}
+
+namespace {
+
+Status CheckShape(const SafetensorsFile& file, const std::string& name,
+                  const std::vector<int64_t>& expected) {
+  SLUICE_ASSIGN_OR_RETURN(auto tensor, file.Find(name));
+  if (tensor.shape != expected)
+    return Status::InvalidArgument(file.name() + ": tensor '" + name + "' has shape " +
+                                   ShapeString(tensor.shape) + ", the model expects " +
+                                   ShapeString(expected));
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string CheckpointName(std::optional<int64_t> step) {
+  return "checkpoint_iter_" + (step ? std::to_string(*step) : std::string("final")) +
+         ".safetensors";
+}
+
+Status SaveCheckpoint(const std::string& path, const Model& model, const SgdMomentum* optimizer,
+                      const Metadata& metadata) {
+  SafetensorsWriter writer;
+  for (const Param& p : model.params()) {
+    const std::vector<float> v = ToTorchLayout(p, p.value);
+    SLUICE_RETURN_IF_ERROR(writer.Add<float>(p.name, p.torch_shape, v));
+  }
+  for (const BnState& s : model.bn_states()) {
+    const int64_t c = s.running_mean.size();
+    SLUICE_RETURN_IF_ERROR(writer.Add<float>(s.prefix + ".running_mean", {c}, s.running_mean.span()));
+    SLUICE_RETURN_IF_ERROR(writer.Add<float>(s.prefix + ".running_var", {c}, s.running_var.span()));
+    const int64_t n = s.num_batches_tracked;
+    SLUICE_RETURN_IF_ERROR(writer.Add<int64_t>(s.prefix + ".num_batches_tracked", {},
+                                               std::span<const int64_t>(&n, 1)));
+  }
+  if (optimizer) {
+    auto& buffers = const_cast<SgdMomentum*>(optimizer)->buffers();
+    for (const Param& p : model.params()) {
+      auto it = buffers.find(p.name);
+      if (it == buffers.end()) continue;
+      const std::vector<float> v = ToTorchLayout(p, it->second);
+      SLUICE_RETURN_IF_ERROR(writer.Add<float>(p.name + std::string(kMomentumSuffix), p.torch_shape, v));
+    }
+  }
+  for (const auto& [k, v] : metadata) writer.SetMetadata(k, v);
+  return writer.WriteFile(path);
+}
+
+Result<Metadata> LoadCheckpoint(const std::string& path, Model* model, SgdMomentum* optimizer,
+                                const LoadOptions& options) {
+  SLUICE_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(path));
+  std::set<std::string> used;
+  for (Param& p : model->params()) {
+    if (!file.contains(p.name))
+      return Status::NotFound(path + ": no tensor '" + p.name + "' (the model's parameter)");
+    SLUICE_RETURN_IF_ERROR(CheckShape(file, p.name, p.torch_shape));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<float> v, file.Floats(p.name));
+    FromTorchLayout(p, v, &p.value);
+    used.insert(p.name);
+    const std::string m = p.name + std::string(kMomentumSuffix);
+    if (file.contains(m)) {
+      used.insert(m);
+      if (optimizer && options.load_momentum) {
+        SLUICE_RETURN_IF_ERROR(CheckShape(file, m, p.torch_shape));
+        SLUICE_ASSIGN_OR_RETURN(std::vector<float> mv, file.Floats(m));
+        FromTorchLayout(p, mv, &optimizer->Momentum(p));
+      }
+    } else if (optimizer && options.load_momentum) {
+      optimizer->Momentum(p).SetZero();
+    }
+  }
+  for (BnState& s : model->bn_states()) {
+    const int64_t c = s.running_mean.size();
+    for (auto [suffix, t] : {std::pair{".running_mean", &s.running_mean},
+                             std::pair{".running_var", &s.running_var}}) {
+      const std::string name = s.prefix + suffix;
+      if (!file.contains(name)) return Status::NotFound(path + ": no tensor '" + name + "'");
+      SLUICE_RETURN_IF_ERROR(CheckShape(file, name, {c}));
+      SLUICE_ASSIGN_OR_RETURN(std::vector<float> v, file.Floats(name));
+      std::copy(v.begin(), v.end(), t->data());
+      used.insert(name);
+    }
+    const std::string counter = s.prefix + ".num_batches_tracked";
+    if (file.contains(counter)) {
+      SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> n, file.Int64s(counter));
+      if (n.size() != 1)
+        return Status::InvalidArgument(path + ": '" + counter + "' is not a scalar");
+      s.num_batches_tracked = n[0];
+      used.insert(counter);
+    }
+  }
+  for (const std::string& name : file.names())
+    if (!used.count(name) && !name.ends_with(kMomentumSuffix))
+      return Status::InvalidArgument(path + ": tensor '" + name + "' is not in model " +
+                                     model->config().name);
+  return file.metadata();
+}
+
+Result<std::vector<CheckpointEntry>> ListCheckpoints(const std::string& dir) {
+  std::vector<CheckpointEntry> out;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return out;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!name.starts_with("checkpoint_iter_") || !name.ends_with(".safetensors")) continue;
+    auto file = SafetensorsFile::Open(e.path().string());
+    if (!file.ok()) continue;
+    auto it = file->metadata().find("step");
+    if (it == file->metadata().end()) continue;
+    CheckpointEntry entry;
+    entry.path = e.path().string();
+    entry.step = std::stoll(it->second);
+    entry.final = name == CheckpointName(std::nullopt);
+    out.push_back(entry);
+  }
+  std::sort(out.begin(), out.end(), [](const CheckpointEntry& a, const CheckpointEntry& b) {
+    return a.step != b.step ? a.step < b.step : a.final < b.final;
+  });
+  return out;
+}
+
+}  // namespace sluice::train

@@ -1,0 +1,217 @@
+// Model graph execution (forward in node order, backward in reverse with pooled gradient
+// buffers) and initialization. The architectures are built in models.cc.
+#include "sluice/train/model.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+namespace sluice::train {
+
+int Model::AddNode(std::unique_ptr<Layer> layer, std::vector<int> inputs) {
+  nodes_.push_back(Node{std::move(layer), std::move(inputs), Tensor(), -1});
+  return static_cast<int>(nodes_.size()) - 1;
+}
+
+Param* Model::AddParam(std::string name, ParamKind kind, std::vector<int64_t> shape,
+                       std::vector<int64_t> torch_shape) {
+  Param& p = params_.emplace_back();
+  p.name = std::move(name);
+  p.kind = kind;
+  p.value.Resize(shape);
+  p.value.SetZero();
+  p.grad.Resize(shape);
+  p.grad.SetZero();
+  p.torch_shape = std::move(torch_shape);
+  return &p;
+}
+
+BnState* Model::AddBnState(std::string prefix, int channels) {
+  BnState& s = bn_states_.emplace_back();
+  s.prefix = std::move(prefix);
+  s.running_mean.Resize({channels});
+  s.running_mean.SetZero();
+  s.running_var.Resize({channels});
+  s.running_var.Fill(1.0f);
+  return &s;
+}
+
+Param* Model::FindParam(std::string_view name) {
+  for (Param& p : params_)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+int64_t Model::num_parameters() const {
+  int64_t n = 0;
+  for (const Param& p : params_) n += p.value.size();
+  return n;
+}
+
+const Tensor& Model::Forward(const Tensor& x, bool training) {
+  input_ = &x;
+  std::vector<const Tensor*> in;
+  for (Node& node : nodes_) {
+    in.clear();
+    for (int j : node.inputs) in.push_back(j == kInput ? &x : &nodes_[j].out);
+    node.layer->Forward(in, &node.out, training);
+  }
+  return nodes_.back().out;
+}
+
+int Model::TakeGrad() {
+  if (free_grads_.empty()) {
+    grad_pool_.emplace_back();
+    return static_cast<int>(grad_pool_.size()) - 1;
+  }
+  const int g = free_grads_.back();
+  free_grads_.pop_back();
+  return g;
+}
+
+void Model::Backward(const Tensor& dlogits) {
+  Node& last = nodes_.back();
+  last.grad = TakeGrad();
+  Tensor& g0 = grad_pool_[last.grad];
+  g0.Resize(dlogits.shape());
+  std::memcpy(g0.data(), dlogits.data(), dlogits.size() * sizeof(float));
+  std::vector<const Tensor*> in;
+  std::vector<Tensor*> din;
+  Tensor scratch[2];
+  for (int i = static_cast<int>(nodes_.size()) - 1; i >= 0; --i) {
+    Node& node = nodes_[i];
+    if (node.grad < 0) continue;
+    in.clear();
+    din.clear();
+    bool accumulate[2] = {false, false};
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      const int j = node.inputs[k];
+      in.push_back(j == kInput ? input_ : &nodes_[j].out);
+      if (j == kInput) {
+        din.push_back(nullptr);
+      } else if (nodes_[j].grad < 0) {
+        nodes_[j].grad = TakeGrad();
+        din.push_back(nullptr);  // pointer taken below: TakeGrad may grow the pool
+      } else {
+        accumulate[k] = true;
+        din.push_back(&scratch[k]);
+      }
+    }
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      const int j = node.inputs[k];
+      if (j != kInput && !accumulate[k]) din[k] = &grad_pool_[nodes_[j].grad];
+    }
+    node.layer->Backward(in, node.out, grad_pool_[node.grad], din);
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      if (!accumulate[k]) continue;
+      Tensor& target = grad_pool_[nodes_[node.inputs[k]].grad];
+      for (int64_t e = 0; e < target.size(); ++e) target[e] += scratch[k][e];
+    }
+    free_grads_.push_back(node.grad);
+    node.grad = -1;
+  }
+}
+
+void Model::ZeroGrad() {
+  for (Param& p : params_) p.grad.SetZero();
+}
+
+int64_t Model::MacsPerImage() const {
+  if (!input_) return 0;
+  int64_t macs = 0;
+  std::vector<const Tensor*> in;
+  for (const Node& node : nodes_) {
+    in.clear();
+    for (int j : node.inputs) in.push_back(j == kInput ? input_ : &nodes_[j].out);
+    macs += node.layer->MacsPerImage(in, node.out);
+  }
+  return macs;
+}
+
+size_t Model::ActivationBytes() const {
+  size_t bytes = 0;
+  for (const Node& node : nodes_) bytes += node.out.capacity_bytes();
+  for (const Tensor& t : grad_pool_) bytes += t.capacity_bytes();
+  return bytes;
+}
+
+namespace {
+
+uint64_t SplitMix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t NameKey(std::string_view name, uint64_t seed) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  for (char c : name) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+  return SplitMix(h ^ SplitMix(seed));
+}
+
+}  // namespace
+
+void Model::Initialize(InitScheme scheme, uint64_t seed) {
+  for (Param& p : params_) {
+    std::mt19937_64 rng(NameKey(p.name, seed));
+    std::normal_distribution<double> normal(0.0, 1.0);
+    std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+    float* v = p.value.data();
+    const int64_t n = p.value.size();
+    const std::vector<int64_t>& ts = p.torch_shape;
+    switch (p.kind) {
+      case ParamKind::kConvWeight: {
+        const double receptive = static_cast<double>(ts[2] * ts[3]);
+        if (scheme == InitScheme::kTensorFlow) {
+          // tf.compat.v1.variance_scaling_initializer(): stddev sqrt(1 / fan_in) / 0.8796...,
+          // the std of a unit normal truncated at +-2, redrawn outside 2 stddev.
+          const double stddev = std::sqrt(1.0 / (receptive * ts[1])) / 0.87962566103423978;
+          for (int64_t i = 0; i < n; ++i) {
+            double z;
+            do z = normal(rng);
+            while (std::abs(z) > 2.0);
+            v[i] = static_cast<float>(z * stddev);
+          }
+        } else {
+          const double stddev = std::sqrt(2.0 / (receptive * ts[0]));
+          for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(normal(rng) * stddev);
+        }
+        break;
+      }
+      case ParamKind::kDenseWeight:
+        for (int64_t i = 0; i < n; ++i)
+          v[i] = static_cast<float>(scheme == InitScheme::kTensorFlow
+                                        ? normal(rng) * 0.01
+                                        : uniform(rng) / std::sqrt(static_cast<double>(ts[1])));
+        break;
+      case ParamKind::kDenseBias: {
+        if (scheme == InitScheme::kTensorFlow) {
+          p.value.SetZero();
+          break;
+        }
+        const Param* w = FindParam(p.name.substr(0, p.name.size() - 4) + "weight");
+        const double fan_in = w ? static_cast<double>(w->torch_shape[1]) : 1.0;
+        for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(uniform(rng) / std::sqrt(fan_in));
+        break;
+      }
+      case ParamKind::kConvBias:
+      case ParamKind::kBnBias:
+        p.value.SetZero();
+        break;
+      case ParamKind::kBnWeight:
+        p.value.Fill(1.0f);
+        break;
+    }
+  }
+  if (config_.zero_init_last_bn) {
+    for (Param* gamma : last_bn_gammas_) gamma->value.SetZero();
+  }
+  for (BnState& s : bn_states_) {
+    s.running_mean.SetZero();
+    s.running_var.Fill(1.0f);
+    s.num_batches_tracked = 0;
+  }
+}
+
+}  // namespace sluice::train

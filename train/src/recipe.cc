@@ -1,0 +1,319 @@
+#include "sluice/train/recipe.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <functional>
+#include <sstream>
+
+namespace sluice::train {
+namespace {
+
+using pipeline::Preset;
+
+// --- value parsing -------------------------------------------------------------------------------
+
+Result<double> ParseDouble(const std::string& key, const std::string& v) {
+  try {
+    size_t used = 0;
+    const double d = std::stod(v, &used);
+    if (used == v.size() && std::isfinite(d)) return d;
+  } catch (...) {
+  }
+  return Status::InvalidArgument("hparam " + key + ": '" + v + "' is not a number");
+}
+
+Result<int64_t> ParseInt(const std::string& key, const std::string& v) {
+  SLUICE_ASSIGN_OR_RETURN(double d, ParseDouble(key, v));
+  if (d != std::floor(d) || std::abs(d) > 9e15)
+    return Status::InvalidArgument("hparam " + key + ": '" + v + "' is not an integer");
+  return static_cast<int64_t>(d);
+}
+
+Result<bool> ParseBool(const std::string& key, const std::string& v) {
+  if (v == "true" || v == "True" || v == "1") return true;
+  if (v == "false" || v == "False" || v == "0") return false;
+  return Status::InvalidArgument("hparam " + key + ": '" + v + "' is not true or false");
+}
+
+std::vector<std::string> SplitList(std::string v) {
+  if (!v.empty() && v.front() == '[') v = v.substr(1);
+  if (!v.empty() && v.back() == ']') v.pop_back();
+  std::vector<std::string> out;
+  std::stringstream ss(v);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const size_t b = item.find_first_not_of(' '), e = item.find_last_not_of(' ');
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+std::string Num(double d) {
+  std::ostringstream os;
+  os.precision(10);
+  os << d;
+  return os.str();
+}
+
+template <typename T>
+std::string List(const std::vector<T>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + Num(static_cast<double>(v[i]));
+  return s + "]";
+}
+
+// --- the key table -------------------------------------------------------------------------------
+
+struct Field {
+  const char* key;
+  std::function<Status(TrainConfig*, const std::string&)> set;
+  std::function<std::string(const TrainConfig&)> get;
+};
+
+#define SLUICE_DOUBLE_FIELD(name, member)                                         \
+  Field {                                                                         \
+    name,                                                                         \
+        [](TrainConfig* c, const std::string& v) -> Status {                     \
+          SLUICE_ASSIGN_OR_RETURN(double d, ParseDouble(name, v));               \
+          c->member = d;                                                          \
+          return Status::Ok();                                                    \
+        },                                                                        \
+        [](const TrainConfig& c) { return Num(static_cast<double>(c.member)); } \
+  }
+#define SLUICE_INT_FIELD(name, member)                                              \
+  Field {                                                                           \
+    name,                                                                           \
+        [](TrainConfig* c, const std::string& v) -> Status {                       \
+          SLUICE_ASSIGN_OR_RETURN(int64_t d, ParseInt(name, v));                   \
+          c->member = static_cast<decltype(c->member)>(d);                          \
+          return Status::Ok();                                                      \
+        },                                                                          \
+        [](const TrainConfig& c) { return std::to_string(c.member); }              \
+  }
+#define SLUICE_BOOL_FIELD(name, member)                                             \
+  Field {                                                                           \
+    name,                                                                           \
+        [](TrainConfig* c, const std::string& v) -> Status {                       \
+          SLUICE_ASSIGN_OR_RETURN(bool d, ParseBool(name, v));                     \
+          c->member = d;                                                            \
+          return Status::Ok();                                                      \
+        },                                                                          \
+        [](const TrainConfig& c) { return std::string(c.member ? "true" : "false"); } \
+  }
+
+Status SetPreset(const std::string& key, const std::string& v, Preset* p) {
+  auto parsed = pipeline::ParsePreset(v);
+  if (!parsed.ok()) return Status::InvalidArgument("hparam " + key + ": " + parsed.status().message());
+  *p = *parsed;
+  return Status::Ok();
+}
+
+const std::vector<Field>& Fields() {
+  static const std::vector<Field> fields = {
+      {"model",
+       [](TrainConfig* c, const std::string& v) {
+         c->model.name = v;
+         return Status::Ok();
+       },
+       [](const TrainConfig& c) { return c.model.name; }},
+      SLUICE_INT_FIELD("width", model.width),
+      SLUICE_INT_FIELD("blocks", model.blocks),
+      SLUICE_INT_FIELD("num_classes", model.num_classes),
+      SLUICE_DOUBLE_FIELD("bn_momentum", model.bn_momentum),
+      SLUICE_DOUBLE_FIELD("bn_epsilon", model.bn_epsilon),
+      SLUICE_BOOL_FIELD("zero_init_last_bn", model.zero_init_last_bn),
+      {"init",
+       [](TrainConfig* c, const std::string& v) {
+         if (v == "tensorflow") c->init = InitScheme::kTensorFlow;
+         else if (v == "torchvision") c->init = InitScheme::kTorchvision;
+         else return Status::InvalidArgument("hparam init: '" + v + "' (tensorflow, torchvision)");
+         return Status::Ok();
+       },
+       [](const TrainConfig& c) {
+         return std::string(c.init == InitScheme::kTensorFlow ? "tensorflow" : "torchvision");
+       }},
+      {"train_preset",
+       [](TrainConfig* c, const std::string& v) { return SetPreset("train_preset", v, &c->train_preset); },
+       [](const TrainConfig& c) { return std::string(pipeline::PresetName(c.train_preset)); }},
+      {"eval_preset",
+       [](TrainConfig* c, const std::string& v) { return SetPreset("eval_preset", v, &c->eval_preset); },
+       [](const TrainConfig& c) { return std::string(pipeline::PresetName(c.eval_preset)); }},
+      SLUICE_INT_FIELD("image_size", image_size),
+      SLUICE_INT_FIELD("batch_size", batch_size),
+      SLUICE_DOUBLE_FIELD("base_learning_rate", base_learning_rate),
+      SLUICE_INT_FIELD("lr_batch_denominator", lr_batch_denominator),
+      {"lr_schedule",
+       [](TrainConfig* c, const std::string& v) {
+         if (v == "piecewise") c->lr_schedule = LrSchedule::Kind::kPiecewise;
+         else if (v == "cosine") c->lr_schedule = LrSchedule::Kind::kCosine;
+         else if (v == "constant") c->lr_schedule = LrSchedule::Kind::kConstant;
+         else return Status::InvalidArgument("hparam lr_schedule: '" + v + "' (piecewise, cosine, constant)");
+         return Status::Ok();
+       },
+       [](const TrainConfig& c) {
+         switch (c.lr_schedule) {
+           case LrSchedule::Kind::kPiecewise: return std::string("piecewise");
+           case LrSchedule::Kind::kCosine: return std::string("cosine");
+           default: return std::string("constant");
+         }
+       }},
+      {"lr_boundary_epochs",
+       [](TrainConfig* c, const std::string& v) -> Status {
+         c->lr_boundary_epochs.clear();
+         for (const std::string& s : SplitList(v)) {
+           SLUICE_ASSIGN_OR_RETURN(double d, ParseDouble("lr_boundary_epochs", s));
+           c->lr_boundary_epochs.push_back(d);
+         }
+         return Status::Ok();
+       },
+       [](const TrainConfig& c) { return List(c.lr_boundary_epochs); }},
+      {"lr_multipliers",
+       [](TrainConfig* c, const std::string& v) -> Status {
+         c->lr_multipliers.clear();
+         for (const std::string& s : SplitList(v)) {
+           SLUICE_ASSIGN_OR_RETURN(double d, ParseDouble("lr_multipliers", s));
+           c->lr_multipliers.push_back(d);
+         }
+         return Status::Ok();
+       },
+       [](const TrainConfig& c) { return List(c.lr_multipliers); }},
+      {"lr_boundary_rule",
+       [](TrainConfig* c, const std::string& v) {
+         if (v != "tf" && v != "tpu")
+           return Status::InvalidArgument("hparam lr_boundary_rule: '" + v + "' (tf, tpu)");
+         c->lr_boundary_rule = v;
+         return Status::Ok();
+       },
+       [](const TrainConfig& c) { return c.lr_boundary_rule; }},
+      SLUICE_DOUBLE_FIELD("warmup_epochs", warmup_epochs),
+      SLUICE_DOUBLE_FIELD("force_learning_rate", force_learning_rate),
+      SLUICE_DOUBLE_FIELD("momentum", sgd.momentum),
+      SLUICE_BOOL_FIELD("nesterov", sgd.nesterov),
+      SLUICE_DOUBLE_FIELD("weight_decay", sgd.weight_decay),
+      SLUICE_BOOL_FIELD("weight_decay_batch_norm", sgd.decay_batch_norm),
+      SLUICE_DOUBLE_FIELD("label_smoothing", label_smoothing),
+      SLUICE_INT_FIELD("train_steps", train_steps),
+      SLUICE_INT_FIELD("reference_steps", reference_steps),
+      SLUICE_INT_FIELD("reference_images", reference_images),
+      SLUICE_INT_FIELD("reference_batch", reference_batch),
+      SLUICE_INT_FIELD("eval_every", eval_every),
+      SLUICE_INT_FIELD("eval_limit", eval_limit),
+      SLUICE_INT_FIELD("log_every", log_every),
+      SLUICE_INT_FIELD("seed", seed),
+  };
+  return fields;
+}
+
+void Flatten(const YAML::Node& node, const std::string& prefix,
+             std::vector<std::pair<std::string, std::string>>* out) {
+  if (node.IsMap()) {
+    for (const auto& kv : node)
+      Flatten(kv.second, prefix.empty() ? kv.first.as<std::string>()
+                                        : prefix + "." + kv.first.as<std::string>(), out);
+  } else if (node.IsSequence()) {
+    std::string joined;
+    for (const auto& item : node) joined += (joined.empty() ? "" : ",") + item.as<std::string>();
+    out->emplace_back(prefix, joined);
+  } else if (node.IsScalar()) {
+    out->emplace_back(prefix, node.as<std::string>());
+  }
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> RecipeDescriptions() {
+  return {
+      {"tf-cifar-resnet",
+       "TF official CIFAR-10 ResNet v1 (the rewinding papers' runs): batch 128, SGD momentum 0.9, "
+       "wd 2e-4 on every variable, LR 0.1 x0.1 at epochs 91/136, 71,108 steps at 50,000 images, "
+       "BN momentum 0.997, TF initializers"},
+      {"vgg-cifar", "tf-cifar-resnet with model vgg16 and weight decay 5e-4"},
+      {"tpu-imagenet-resnet50",
+       "TPU ResNet-50 ImageNet: batch 1024, LR 0.1 x batch/256 with 5-epoch linear warmup, x0.1 at "
+       "epochs 30/60/80, 112,590 steps at 1,281,167 images, Nesterov 0.9, wd 1e-4 not on BN, BN "
+       "momentum 0.9, last BN gamma of each block 0"},
+  };
+}
+
+Status ApplyRecipe(const std::string& name, TrainConfig* config) {
+  TrainConfig fresh;
+  fresh.data_dir = config->data_dir;
+  fresh.model_dir = config->model_dir;
+  fresh.checkpoint_iters = config->checkpoint_iters;
+  fresh.train_threads = config->train_threads;
+  fresh.pipeline_threads = config->pipeline_threads;
+  fresh.resume = config->resume;
+  fresh.recipe = name;
+  if (name == "tf-cifar-resnet" || name == "vgg-cifar") {
+    // TrainConfig's defaults are this recipe (cifar10_main.py + resnet_run_loop.py of TF 1.13).
+    if (name == "vgg-cifar") {
+      fresh.model.name = "vgg16";
+      fresh.sgd.weight_decay = 5e-4;
+    }
+  } else if (name == "tpu-imagenet-resnet50") {
+    fresh.model.name = "resnet50";
+    fresh.model.num_classes = 1001;  // build_imagenet_data.py labels 1..1000, 0 unused
+    fresh.model.bn_momentum = 0.9f;
+    fresh.model.zero_init_last_bn = true;
+    fresh.train_preset = pipeline::Preset::kResnetTrain;
+    fresh.eval_preset = pipeline::Preset::kResnetEval;
+    fresh.batch_size = 1024;
+    fresh.base_learning_rate = 0.1;
+    fresh.lr_batch_denominator = 256;
+    fresh.warmup_epochs = 5;
+    fresh.lr_boundary_epochs = {30, 60, 80};
+    fresh.lr_multipliers = {1, 0.1, 0.01, 0.001};
+    fresh.lr_boundary_rule = "tpu";
+    fresh.sgd.nesterov = true;
+    fresh.sgd.weight_decay = 1e-4;
+    fresh.sgd.decay_batch_norm = false;
+    fresh.reference_steps = 112590;
+    fresh.reference_images = 1281167;
+    fresh.reference_batch = 1024;
+  } else {
+    std::string names;
+    for (const auto& [n, d] : RecipeDescriptions()) names += (names.empty() ? "" : ", ") + n;
+    return Status::InvalidArgument("unknown recipe '" + name + "' (known: " + names + ")");
+  }
+  *config = std::move(fresh);
+  return Status::Ok();
+}
+
+Status SetHparam(TrainConfig* config, const std::string& key, const std::string& value) {
+  for (const Field& f : Fields())
+    if (key == f.key) return f.set(config, value);
+  std::string keys;
+  for (const Field& f : Fields()) keys += (keys.empty() ? "" : ", ") + std::string(f.key);
+  return Status::InvalidArgument("unknown hparam '" + key + "' (known: " + keys + ")");
+}
+
+Status ApplyHparamsFile(const std::string& path, TrainConfig* config) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  try {
+    Flatten(YAML::LoadFile(path), "", &entries);
+  } catch (const YAML::BadFile&) {
+    return Status::NotFound("hparams file " + path + " cannot be opened");
+  } catch (const YAML::Exception& e) {
+    return Status::InvalidArgument("hparams file " + path + ": " + e.what());
+  }
+  for (const auto& [k, v] : entries) {
+    Status s = SetHparam(config, k, v);
+    if (!s.ok()) return Status::InvalidArgument(path + ": " + s.message());
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> HparamKeys() {
+  std::vector<std::string> keys;
+  for (const Field& f : Fields()) keys.push_back(f.key);
+  return keys;
+}
+
+std::string HparamsToYaml(const TrainConfig& config) {
+  std::string out = "recipe: " + config.recipe + "\n";
+  for (const Field& f : Fields()) out += std::string(f.key) + ": " + f.get(config) + "\n";
+  return out;
+}
+
+}  // namespace sluice::train
