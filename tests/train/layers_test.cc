@@ -115,12 +115,24 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ConvGradTest,
                                            ConvCase{4, 6, 1, 1, 0, 4, 4, false},
                                            ConvCase{4, 6, 1, 2, 0, 5, 5, false},
                                            ConvCase{2, 3, 7, 2, 3, 9, 9, false},
-                                           ConvCase{3, 2, 3, 1, 1, 4, 4, true}));
+                                           ConvCase{3, 2, 3, 1, 1, 4, 4, true},
+                                           // The direct kernels (stride 1, 16-multiples):
+                                           // tiles of 16, 8, 7, 4 and 1 pixels, 1-4 vectors.
+                                           ConvCase{16, 16, 3, 1, 1, 6, 17, false},
+                                           ConvCase{16, 32, 3, 1, 1, 5, 8, true},
+                                           ConvCase{32, 64, 3, 1, 1, 4, 7, false},
+                                           ConvCase{48, 16, 5, 1, 2, 5, 9, false},
+                                           ConvCase{16, 48, 3, 1, 0, 6, 6, false}));
 
-TEST(ConvTest, MatchesDirectConvolution) {
+struct ConvShape {
+  int N, H, W, Ci, Co, K, S, P;
+};
+class ConvForwardTest : public ::testing::TestWithParam<ConvShape> {};
+
+TEST_P(ConvForwardTest, MatchesSixLoopConvolution) {
   // Independent check of the forward: a direct 6-loop convolution in double.
   std::mt19937 rng(2);
-  const int N = 2, H = 7, W = 5, Ci = 3, Co = 4, K = 3, S = 2, P = 1;
+  const auto [N, H, W, Ci, Co, K, S, P] = GetParam();
   Tensor x = Random({N, H, W, Ci}, &rng);
   Param w = MakeParam(ParamKind::kConvWeight, {K, K, Ci, Co}, &rng, 1.0f);
   auto conv = MakeConv2d({Ci, Co, K, S, P}, &w);
@@ -141,9 +153,15 @@ TEST(ConvTest, MatchesDirectConvolution) {
                 if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
                 s += double(x[((n * H + ih) * W + iw) * Ci + ci]) * w.value[((kh * K + kw) * Ci + ci) * Co + co];
               }
-          EXPECT_NEAR(y[((n * Ho + oh) * Wo + ow) * Co + co], s, 1e-4);
+          EXPECT_NEAR(y[((n * Ho + oh) * Wo + ow) * Co + co], s, 1e-4 * std::sqrt(K * K * Ci));
         }
 }
+
+INSTANTIATE_TEST_SUITE_P(Shapes, ConvForwardTest,
+                         ::testing::Values(ConvShape{2, 7, 5, 3, 4, 3, 2, 1},    // im2col
+                                           ConvShape{2, 9, 33, 16, 16, 3, 1, 1},  // direct
+                                           ConvShape{1, 8, 8, 64, 128, 3, 1, 1},
+                                           ConvShape{2, 7, 7, 8, 32, 7, 1, 3}));
 
 TEST(BatchNormGradTest, TrainingModeWithAndWithoutRelu) {
   for (bool relu : {false, true}) {

@@ -54,15 +54,16 @@ class BatchNorm final : public Layer {
     if (training) {
       std::vector<double> sum, sq;
       const float* xd = x.data();
-      ChannelSums(rows, C, &sum, [&](int64_t r, float* acc) {
-        const float* row = xd + r * C;
+      ChannelSums(rows, C, &sum, [&](int64_t r, float* __restrict acc) {
+        const float* __restrict row = xd + r * C;
         for (int64_t c = 0; c < C; ++c) acc[c] += row[c];
       });
       for (int64_t c = 0; c < C; ++c) mean_[c] = static_cast<float>(sum[c] / rows);
-      ChannelSums(rows, C, &sq, [&](int64_t r, float* acc) {
-        const float* row = xd + r * C;
+      const float* __restrict mean = mean_.data();
+      ChannelSums(rows, C, &sq, [&](int64_t r, float* __restrict acc) {
+        const float* __restrict row = xd + r * C;
         for (int64_t c = 0; c < C; ++c) {
-          const float d = row[c] - mean_[c];
+          const float d = row[c] - mean[c];
           acc[c] += d * d;
         }
       });
@@ -89,12 +90,16 @@ class BatchNorm final : public Layer {
       shift[c] = b[c] - mean_[c] * scale[c];
     }
     const bool relu = spec_.relu;
-    ParallelRange(rows, 1024, [&](int64_t r0, int64_t r1) {
+    const float* __restrict sc = scale.data();
+    const float* __restrict sh = shift.data();
+    const float* __restrict xd = x.data();
+    float* __restrict yd = out->data();
+    ParallelRange(rows, 512, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        const float* xr = x.data() + r * C;
-        float* yr = out->data() + r * C;
+        const float* __restrict xr = xd + r * C;
+        float* __restrict yr = yd + r * C;
         for (int64_t c = 0; c < C; ++c) {
-          const float v = xr[c] * scale[c] + shift[c];
+          const float v = xr[c] * sc[c] + sh[c];
           yr[c] = relu ? std::max(v, 0.0f) : v;
         }
       }
@@ -107,28 +112,29 @@ class BatchNorm final : public Layer {
     const Tensor& x = *in[0];
     const int64_t C = spec_.channels, rows = x.size() / C;
     const bool relu = spec_.relu;
-    const float* xd = x.data();
-    const float* yd = out.data();
-    const float* dyd = dout.data();
-    // g = dy masked by the ReLU; dbeta = sum g, dgamma = sum g * xhat.
-    std::vector<double> dbeta, dgamma;
-    ChannelSums(rows, C, &dbeta, [&](int64_t r, float* acc) {
+    const float* __restrict xd = x.data();
+    const float* __restrict yd = out.data();
+    const float* __restrict dyd = dout.data();
+    const float* __restrict mean = mean_.data();
+    const float* __restrict invstd = invstd_.data();
+    // g = dy masked by the ReLU; one pass sums dbeta = sum g and dgamma = sum g * xhat (the two
+    // halves of acc, so one ChannelSums call reads the tensors once).
+    std::vector<double> sums;
+    ChannelSums(rows, 2 * C, &sums, [&](int64_t r, float* __restrict acc) {
+      const float* __restrict xr = xd + r * C;
+      const float* __restrict yr = yd + r * C;
+      const float* __restrict dr = dyd + r * C;
       for (int64_t c = 0; c < C; ++c) {
-        const float gv = (!relu || yd[r * C + c] > 0) ? dyd[r * C + c] : 0.0f;
+        const float gv = (!relu || yr[c] > 0) ? dr[c] : 0.0f;
         acc[c] += gv;
-      }
-    });
-    ChannelSums(rows, C, &dgamma, [&](int64_t r, float* acc) {
-      for (int64_t c = 0; c < C; ++c) {
-        const float gv = (!relu || yd[r * C + c] > 0) ? dyd[r * C + c] : 0.0f;
-        acc[c] += gv * (xd[r * C + c] - mean_[c]) * invstd_[c];
+        acc[C + c] += gv * ((xr[c] - mean[c]) * invstd[c]);
       }
     });
     float* gg = gamma_->grad.data();
     float* bg = beta_->grad.data();
     for (int64_t c = 0; c < C; ++c) {
-      gg[c] += static_cast<float>(dgamma[c]);
-      bg[c] += static_cast<float>(dbeta[c]);
+      bg[c] += static_cast<float>(sums[c]);
+      gg[c] += static_cast<float>(sums[C + c]);
     }
     Tensor* dx = din[0];
     if (!dx) return;
@@ -138,16 +144,23 @@ class BatchNorm final : public Layer {
     std::vector<float> k(C), mb(C), mg(C);
     for (int64_t c = 0; c < C; ++c) {
       k[c] = g[c] * invstd_[c];
-      mb[c] = training_ ? static_cast<float>(dbeta[c] / rows) : 0.0f;
-      mg[c] = training_ ? static_cast<float>(dgamma[c] / rows) : 0.0f;
+      mb[c] = training_ ? static_cast<float>(sums[c] / rows) : 0.0f;
+      mg[c] = training_ ? static_cast<float>(sums[C + c] / rows) : 0.0f;
     }
-    ParallelRange(rows, 1024, [&](int64_t r0, int64_t r1) {
+    const float* __restrict kp = k.data();
+    const float* __restrict mbp = mb.data();
+    const float* __restrict mgp = mg.data();
+    float* __restrict dxd = dx->data();
+    ParallelRange(rows, 512, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
+        const float* __restrict xr = xd + r * C;
+        const float* __restrict yr = yd + r * C;
+        const float* __restrict dr = dyd + r * C;
+        float* __restrict o = dxd + r * C;
         for (int64_t c = 0; c < C; ++c) {
-          const int64_t i = r * C + c;
-          const float gv = (!relu || yd[i] > 0) ? dyd[i] : 0.0f;
-          const float xhat = (xd[i] - mean_[c]) * invstd_[c];
-          dx->data()[i] = k[c] * (gv - mb[c] - xhat * mg[c]);
+          const float gv = (!relu || yr[c] > 0) ? dr[c] : 0.0f;
+          const float xhat = (xr[c] - mean[c]) * invstd[c];
+          o[c] = kp[c] * (gv - mbp[c] - xhat * mgp[c]);
         }
       }
     });

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <vector>
 
+#include "direct_conv.h"
 #include "parallel.h"
 #include "sluice/train/layers.h"
 
@@ -93,6 +94,16 @@ class Conv2d final : public Layer {
     const int64_t rows = g.n * g.rows_per_image(), K = g.cols(), tile = TileRows(K);
     const int64_t tiles = (rows + tile - 1) / tile;
     CMap w(w_->value.data(), K, g.co);
+    if (DirectForward()) {
+      thread_local std::vector<float> xp;
+      xp.resize(g.n * (g.h + 2 * g.pad) * (g.w + 2 * g.pad) * g.ci);
+      PadNhwc(x.data(), g.n, g.h, g.w, g.ci, g.pad, xp.data());
+      DirectConvStride1(xp.data(), g.n, g.h + 2 * g.pad, g.w + 2 * g.pad, g.ci, w_->value.data(),
+                        g.k, g.co, out->data());
+      if (b_) Map(out->data(), rows, g.co).rowwise() +=
+          Eigen::Map<const Eigen::RowVectorXf>(b_->value.data(), g.co);
+      return;
+    }
     ParallelRange(tiles, 1, [&](int64_t t0, int64_t t1) {
       thread_local std::vector<float> col;
       for (int64_t t = t0; t < t1; ++t) {
@@ -116,14 +127,43 @@ class Conv2d final : public Layer {
     const Tensor& x = *in[0];
     Tensor* dx = din[0];
     const Geometry g = Geo(x);
+    // The input gradient of a stride-1 convolution is a stride-1 convolution of dy, padded by
+    // k - 1 - p, with the kernel flipped and its channel axes swapped; done directly after the
+    // weight gradient when the channel counts suit the kernel.
+    Tensor* direct_dx = nullptr;
+    if (dx && DirectBackward(g)) std::swap(dx, direct_dx);
     const int64_t K = g.cols(), hw = g.rows_per_image(), tile = TileRows(K);
     if (dx) dx->Resize(x.shape());
     // Groups: at most 32, fewer when the weight is large (each group holds a dW partial).
     const int64_t weight_size = K * g.co + g.co;  // dW, then db
     const int64_t groups = std::clamp<int64_t>((int64_t{64} << 20) / (weight_size * 4), 1,
                                                std::min<int64_t>(32, g.n));
-    partials_.resize(groups * weight_size);
     CMap w(w_->value.data(), K, g.co);
+    if (!dx && DirectWeightGrad(g)) {
+      // Direct weight gradient (and the input gradient below, when needed).
+      thread_local std::vector<float> xp;
+      const int64_t hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad;
+      xp.resize(g.n * hp * wp * g.ci);
+      PadNhwc(x.data(), g.n, g.h, g.w, g.ci, g.pad, xp.data());
+      partials_.resize(groups * K * g.co);
+      DirectConvWeightGradStride1(xp.data(), g.n, hp, wp, g.ci, dout.data(), g.k, g.co, groups,
+                                  partials_.data());
+      float* grad = w_->grad.data();
+      for (int64_t p = 0; p < groups; ++p) {
+        const float* part = partials_.data() + p * K * g.co;
+        for (int64_t i = 0; i < K * g.co; ++i) grad[i] += part[i];
+      }
+      if (b_) {
+        std::vector<double> db(g.co, 0.0);
+        const int64_t rows = g.n * hw;
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < g.co; ++c) db[c] += dout[r * g.co + c];
+        for (int64_t c = 0; c < g.co; ++c) b_->grad[c] += static_cast<float>(db[c]);
+      }
+      if (direct_dx) InputGradDirect(g, dout, direct_dx);
+      return;
+    }
+    partials_.resize(groups * weight_size);
     ParallelParts(g.n, groups, [&](int64_t p, int64_t n0, int64_t n1) {
       thread_local std::vector<float> col, dcol;
       Map dw(partials_.data() + p * weight_size, K, g.co);
@@ -152,6 +192,7 @@ class Conv2d final : public Layer {
         }
       }
     });
+    if (direct_dx) InputGradDirect(g, dout, direct_dx);
     float* grad = w_->grad.data();
     for (int64_t p = 0; p < std::min(groups, g.n); ++p) {
       const float* part = partials_.data() + p * weight_size;
@@ -165,8 +206,40 @@ class Conv2d final : public Layer {
     return out.dim(1) * out.dim(2) * out.dim(3) * spec_.kernel * spec_.kernel * in[0]->dim(3);
   }
 
+  // dx: (N, H, W, Cin) <- dy convolved with the flipped, transposed kernel (stride 1).
+  void InputGradDirect(const Geometry& g, const Tensor& dout, Tensor* direct_dx) {
+    const int64_t k = g.k, q = k - 1 - g.pad;
+    flipped_.resize(k * k * g.co * g.ci);
+    const float* wv = w_->value.data();
+    for (int64_t kh = 0; kh < k; ++kh)
+      for (int64_t kw = 0; kw < k; ++kw)
+        for (int64_t i = 0; i < g.ci; ++i)
+          for (int64_t o = 0; o < g.co; ++o)
+            flipped_[((kh * k + kw) * g.co + o) * g.ci + i] =
+                wv[(((k - 1 - kh) * k + (k - 1 - kw)) * g.ci + i) * g.co + o];
+    thread_local std::vector<float> dyp;
+    dyp.resize(g.n * (g.ho + 2 * q) * (g.wo + 2 * q) * g.co);
+    PadNhwc(dout.data(), g.n, g.ho, g.wo, g.co, q, dyp.data());
+    direct_dx->Resize({g.n, g.h, g.w, g.ci});
+    DirectConvStride1(dyp.data(), g.n, g.ho + 2 * q, g.wo + 2 * q, g.co, flipped_.data(), k, g.ci,
+                      direct_dx->data());
+  }
+
  private:
   bool Pointwise() const { return spec_.kernel == 1 && spec_.stride == 1 && spec_.padding == 0; }
+  // The direct kernels need stride 1, a 16-multiple of output channels, and a kernel larger than
+  // 1x1 (a 1x1 is already a plain GEMM).
+  bool DirectForward() const {
+    return spec_.stride == 1 && spec_.kernel > 1 && spec_.out_channels % 16 == 0 &&
+           spec_.padding < spec_.kernel;
+  }
+  bool DirectWeightGrad(const Geometry& g) const {
+    return spec_.stride == 1 && spec_.kernel > 1 && spec_.padding < spec_.kernel &&
+           DirectWeightGradSupported(g.ci, g.co);
+  }
+  bool DirectBackward(const Geometry& g) const {
+    return spec_.stride == 1 && spec_.kernel > 1 && g.ci % 16 == 0 && spec_.padding < spec_.kernel;
+  }
   Geometry Geo(const Tensor& x) const {
     Geometry g;
     g.n = x.dim(0), g.h = x.dim(1), g.w = x.dim(2), g.ci = x.dim(3);
@@ -180,6 +253,7 @@ class Conv2d final : public Layer {
   Param* w_;
   Param* b_;  // null: no bias
   std::vector<float> partials_;
+  std::vector<float> flipped_;  // the input-gradient kernel: (k, k, Cout, Cin), flipped
 };
 
 }  // namespace

@@ -2,8 +2,11 @@
 // buffers) and initialization. The architectures are built in models.cc.
 #include "sluice/train/model.h"
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <map>
 #include <random>
 
 namespace sluice::train {
@@ -54,7 +57,12 @@ const Tensor& Model::Forward(const Tensor& x, bool training) {
   for (Node& node : nodes_) {
     in.clear();
     for (int j : node.inputs) in.push_back(j == kInput ? &x : &nodes_[j].out);
+    const auto t0 = std::chrono::steady_clock::now();
     node.layer->Forward(in, &node.out, training);
+    if (profile_) {
+      node.forward_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ++node.calls;
+    }
   }
   return nodes_.back().out;
 }
@@ -101,7 +109,10 @@ void Model::Backward(const Tensor& dlogits) {
       const int j = node.inputs[k];
       if (j != kInput && !accumulate[k]) din[k] = &grad_pool_[nodes_[j].grad];
     }
+    const auto t0 = std::chrono::steady_clock::now();
     node.layer->Backward(in, node.out, grad_pool_[node.grad], din);
+    if (profile_)
+      node.backward_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (size_t k = 0; k < node.inputs.size(); ++k) {
       if (!accumulate[k]) continue;
       Tensor& target = grad_pool_[nodes_[node.inputs[k]].grad];
@@ -126,6 +137,41 @@ int64_t Model::MacsPerImage() const {
     macs += node.layer->MacsPerImage(in, node.out);
   }
   return macs;
+}
+
+std::string Model::ProfileTable() const {
+  struct Row {
+    double fwd = 0, bwd = 0, macs = 0;
+  };
+  std::map<std::string, Row> rows;
+  double total = 0;
+  std::vector<const Tensor*> in;
+  for (const Node& node : nodes_) {
+    std::string key(node.layer->type());
+    if (key == "conv2d" && !node.inputs.empty()) {
+      in.clear();
+      for (int j : node.inputs) in.push_back(j == kInput ? input_ : &nodes_[j].out);
+      const Tensor& x = *in[0];
+      const int64_t k = node.out.size() ? node.layer->MacsPerImage(in, node.out) / std::max<int64_t>(1, node.out.dim(1) * node.out.dim(2) * node.out.dim(3)) : 0;
+      key += " k" + std::to_string(k / std::max<int64_t>(1, x.dim(3))) + " " + std::to_string(x.dim(3)) + "->" + std::to_string(node.out.dim(3));
+      rows[key].macs += static_cast<double>(node.layer->MacsPerImage(in, node.out)) * x.dim(0) * node.calls;
+    }
+    rows[key].fwd += node.forward_s;
+    rows[key].bwd += node.backward_s;
+    total += node.forward_s + node.backward_s;
+  }
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof(line), "%-26s %9s %9s %6s %9s %9s\n", "layer", "fwd s", "bwd s", "share",
+                "fwd GF/s", "bwd GF/s");
+  out += line;
+  for (const auto& [key, r] : rows) {
+    std::snprintf(line, sizeof(line), "%-26s %9.3f %9.3f %5.1f%% %9.1f %9.1f\n", key.c_str(), r.fwd,
+                  r.bwd, 100 * (r.fwd + r.bwd) / std::max(total, 1e-9),
+                  r.fwd > 0 ? 2 * r.macs / r.fwd / 1e9 : 0, r.bwd > 0 ? 4 * r.macs / r.bwd / 1e9 : 0);
+    out += line;
+  }
+  return out;
 }
 
 size_t Model::ActivationBytes() const {

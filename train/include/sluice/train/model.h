@@ -72,6 +72,10 @@ class Model {
   int64_t MacsPerImage() const;
   // Bytes held by activations and gradient buffers right now.
   size_t ActivationBytes() const;
+  // Per-layer timing (off by default): forward/backward seconds summed per layer type, with the
+  // GFLOP/s of the convolutions. For bench/train and `--profile`.
+  void EnableProfile(bool on) { profile_ = on; }
+  std::string ProfileTable() const;
 
   // Graph building (models.cc).
   struct Node {
@@ -79,6 +83,8 @@ class Model {
     std::vector<int> inputs;  // node indices; kInput is the model input
     Tensor out;
     int grad = -1;  // index into grad_pool_, or -1
+    double forward_s = 0, backward_s = 0;
+    int64_t calls = 0;
   };
   static constexpr int kInput = -1;
   int AddNode(std::unique_ptr<Layer> layer, std::vector<int> inputs);
@@ -97,6 +103,7 @@ class Model {
   std::deque<BnState> bn_states_;
   std::vector<Node> nodes_;
   std::vector<Param*> last_bn_gammas_;
+  bool profile_ = false;
   const Tensor* input_ = nullptr;
   std::vector<Tensor> grad_pool_;
   std::vector<int> free_grads_;
