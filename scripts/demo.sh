@@ -66,5 +66,16 @@ echo "(open $OUT/pipeline_trace.json in https://ui.perfetto.dev for the per-thre
 $SLUICE pipeline bench --data "$OUT/cifar10/train-*" --preset cifar-train --batch 128 --epochs 2 --quiet \
   2>/dev/null
 
-step "not yet built (open issues): train, lottery"
+step "train: a small ResNet on the CIFAR-10 sample shards (checkpoints, evaluation, stall accounting)"
+rm -rf "$OUT/run_cifar"
+$SLUICE train --model small-resnet --recipe tf-cifar-resnet --data-dir "$OUT/cifar10" \
+  --model-dir "$OUT/run_cifar" --train-steps 300 --batch 32 --checkpoint-iters 0,100 --eval-every 100 \
+  --log-every 50 --seed 1
+step "the (step, accuracy) table from the run's TensorBoard events"
+$SLUICE results "$OUT/run_cifar"
+step "evaluate the final checkpoint; dump the exact network inputs and logits as .npy"
+$SLUICE eval --checkpoint "$OUT/run_cifar/checkpoint_iter_final.safetensors" --data "$OUT/cifar10/test-*" \
+  --preset cifar-eval --dump-inputs "$OUT/run_cifar/eval_inputs.npy" --dump-logits "$OUT/run_cifar/eval_logits.npy"
+
+step "not yet built (open issues): lottery"
 echo "demo: done; outputs in $OUT" >&2

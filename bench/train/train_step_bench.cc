@@ -4,6 +4,7 @@
 // in one TBB arena. bench/train/train_vs_pytorch.sh runs this and the PyTorch peer side by side.
 // SLUICE_BENCH_PROFILE=1 prints the per-layer time table after each benchmark.
 #include <benchmark/benchmark.h>
+#include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
 #include <cstdio>
@@ -76,6 +77,29 @@ BENCHMARK(BM_Train_ResNet56)->Unit(benchmark::kMillisecond)->UseRealTime()->MinT
 BENCHMARK(BM_Infer_ResNet20)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2);
 BENCHMARK(BM_Train_Vgg16)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2);
 BENCHMARK(BM_Train_ResNet50)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2);
+
+}  // namespace
+}  // namespace sluice::train
+
+namespace sluice::train {
+namespace {
+
+// The machine's GEMM peak as Eigen reaches it: one 1024^3 single-precision product per thread, the
+// threads in parallel (the ceiling against which the conv kernels' GFLOP/s are read).
+void BM_GemmPeak(benchmark::State& state) {
+  using M = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const int threads = Threads(), n = 1024;
+  std::vector<M> a(threads, M::Random(n, n)), b(threads, M::Random(n, n)), c(threads, M(n, n));
+  tbb::task_arena arena(threads);
+  for (auto _ : state) {
+    arena.execute([&] {
+      tbb::parallel_for(0, threads, [&](int t) { c[t].noalias() = a[t] * b[t]; });
+    });
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n * threads * state.iterations(),
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_GemmPeak)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1);
 
 }  // namespace
 }  // namespace sluice::train

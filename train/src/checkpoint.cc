@@ -1,6 +1,7 @@
 #include "sluice/train/checkpoint.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 
@@ -151,7 +152,9 @@ Result<std::vector<CheckpointEntry>> ListCheckpoints(const std::string& dir) {
     if (it == file->metadata().end()) continue;
     CheckpointEntry entry;
     entry.path = e.path().string();
-    entry.step = std::stoll(it->second);
+    char* end = nullptr;
+    entry.step = std::strtoll(it->second.c_str(), &end, 10);
+    if (it->second.empty() || *end != '\0') continue;  // not one of ours
     entry.final = name == CheckpointName(std::nullopt);
     out.push_back(entry);
   }

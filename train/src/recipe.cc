@@ -3,6 +3,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <sstream>
 
@@ -23,7 +25,20 @@ Result<double> ParseDouble(const std::string& key, const std::string& v) {
   return Status::InvalidArgument("hparam " + key + ": '" + v + "' is not a number");
 }
 
+// Integers as written (any int64, or a uint64 for the seed, reinterpreted), or a float with an
+// integral value ("1e3").
 Result<int64_t> ParseInt(const std::string& key, const std::string& v) {
+  try {
+    size_t used = 0;
+    if (!v.empty() && v[0] != '-') {
+      const unsigned long long u = std::stoull(v, &used);
+      if (used == v.size()) return static_cast<int64_t>(u);
+    } else {
+      const long long i = std::stoll(v, &used);
+      if (used == v.size()) return static_cast<int64_t>(i);
+    }
+  } catch (...) {
+  }
   SLUICE_ASSIGN_OR_RETURN(double d, ParseDouble(key, v));
   if (d != std::floor(d) || std::abs(d) > 9e15)
     return Status::InvalidArgument("hparam " + key + ": '" + v + "' is not an integer");
@@ -49,11 +64,14 @@ std::vector<std::string> SplitList(std::string v) {
   return out;
 }
 
+// Shortest-enough text that reads back as the same double.
 std::string Num(double d) {
-  std::ostringstream os;
-  os.precision(10);
-  os << d;
-  return os.str();
+  char buf[32];
+  for (int precision = 6; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof(buf), "%.*g", precision, d);
+    if (std::strtod(buf, nullptr) == d) break;
+  }
+  return buf;
 }
 
 template <typename T>
@@ -205,18 +223,18 @@ const std::vector<Field>& Fields() {
   return fields;
 }
 
-void Flatten(const YAML::Node& node, const std::string& prefix,
+// A nested map's keys apply as if written at the top level: sections (`optimizer:`, `train:`) are
+// for the reader.
+void Flatten(const YAML::Node& node, const std::string& key,
              std::vector<std::pair<std::string, std::string>>* out) {
   if (node.IsMap()) {
-    for (const auto& kv : node)
-      Flatten(kv.second, prefix.empty() ? kv.first.as<std::string>()
-                                        : prefix + "." + kv.first.as<std::string>(), out);
+    for (const auto& kv : node) Flatten(kv.second, kv.first.as<std::string>(), out);
   } else if (node.IsSequence()) {
     std::string joined;
     for (const auto& item : node) joined += (joined.empty() ? "" : ",") + item.as<std::string>();
-    out->emplace_back(prefix, joined);
+    out->emplace_back(key, joined);
   } else if (node.IsScalar()) {
-    out->emplace_back(prefix, node.as<std::string>());
+    out->emplace_back(key, node.as<std::string>());
   }
 }
 
@@ -281,6 +299,12 @@ Status ApplyRecipe(const std::string& name, TrainConfig* config) {
 }
 
 Status SetHparam(TrainConfig* config, const std::string& key, const std::string& value) {
+  if (key == "recipe") {
+    // What a run's hparams.yaml records; the recipe itself is chosen with --recipe.
+    if (value == config->recipe) return Status::Ok();
+    return Status::InvalidArgument("hparam recipe: '" + value + "' differs from the run's recipe '" +
+                                   config->recipe + "' (choose recipes with --recipe)");
+  }
   for (const Field& f : Fields())
     if (key == f.key) return f.set(config, value);
   std::string keys;

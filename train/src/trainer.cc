@@ -214,9 +214,20 @@ Result<TrainSummary> Train(const TrainConfig& config) {
   if (c.resume && !existing.empty()) {
     const CheckpointEntry& newest = existing.back();
     SLUICE_ASSIGN_OR_RETURN(Metadata meta, LoadCheckpoint(newest.path, model.get(), &optimizer));
-    step = std::stoll(meta["step"]);
-    data_epoch = static_cast<uint32_t>(std::stoul(meta["data_epoch"]));
-    data_samples = std::stoull(meta["data_samples"]);
+    auto number = [&](const char* key) -> Result<uint64_t> {
+      const std::string& v = meta[key];
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0')
+        return Status::DataLoss(newest.path + ": metadata '" + key + "' is '" + v +
+                                "', not a number (cannot resume from it)");
+      return static_cast<uint64_t>(n);
+    };
+    SLUICE_ASSIGN_OR_RETURN(uint64_t saved_step, number("step"));
+    SLUICE_ASSIGN_OR_RETURN(uint64_t saved_epoch, number("data_epoch"));
+    SLUICE_ASSIGN_OR_RETURN(data_samples, number("data_samples"));
+    step = static_cast<int64_t>(saved_step);
+    data_epoch = static_cast<uint32_t>(saved_epoch);
     std::fprintf(stderr, "train: resuming from %s (step %lld)\n", newest.path.c_str(),
                  static_cast<long long>(step));
     if (newest.final && step >= train_steps) {
@@ -319,11 +330,17 @@ Result<TrainSummary> Train(const TrainConfig& config) {
     const auto t0 = Clock::now();
     SLUICE_RETURN_IF_ERROR(pipe->Next(&batch));
     const auto t1 = Clock::now();
-    if (batch.epoch != data_epoch) {
-      data_epoch = batch.epoch;
-      data_samples = 0;
+    // The data position after this batch: the plan position of its last sample. Batches of an
+    // endless run cross epoch boundaries (like tf.data's repeat().batch()); each wrap of the
+    // sample index is one more epoch after the batch's first.
+    {
+      uint32_t wraps = 0;
+      constexpr uint64_t kIndexMask = (uint64_t{1} << 40) - 1;  // below the worker bits
+      for (int i = 1; i < batch.size; ++i)
+        wraps += (batch.samples[i] & kIndexMask) < (batch.samples[i - 1] & kIndexMask);
+      data_epoch = batch.epoch + wraps;
+      data_samples = (batch.samples[batch.size - 1] & kIndexMask) + 1;
     }
-    data_samples += batch.size;
     ToTensor(batch, &x);
     const double lr = schedule.At(step);
     LossResult loss;

@@ -2,7 +2,7 @@
 //
 // Precedence, lowest first: the recipe's values, an --hparams YAML file, --set key=value
 // overrides, then explicit command-line flags. Keys are the snake_case names of TrainConfig's
-// fields (HparamKeys() lists them); a YAML file may nest maps, whose keys join with '.'.
+// fields (HparamKeys() lists them); keys inside a nested YAML map apply as if at the top level.
 #ifndef SLUICE_TRAIN_RECIPE_H_
 #define SLUICE_TRAIN_RECIPE_H_
 
@@ -60,8 +60,10 @@ struct TrainConfig {
   int64_t eval_every = 0;  // 0 = only at the end
   int64_t eval_limit = 0;  // 0 = the whole eval split
   int64_t log_every = 50;
-  int train_threads = 0;     // 0 = hardware threads - pipeline threads (at least 1)
-  int pipeline_threads = 0;  // 0 = half the hardware threads (at least 1)
+  // Separate TBB arenas. Defaults overlap on purpose: all cores for training, a quarter (>= 1) for
+  // the pipeline, whose CIFAR work is light; give ImageNet runs disjoint budgets.
+  int train_threads = 0;
+  int pipeline_threads = 0;
   uint64_t seed = 0;
   bool resume = false;
 };
@@ -72,7 +74,7 @@ std::vector<std::pair<std::string, std::string>> RecipeDescriptions();
 Status ApplyRecipe(const std::string& name, TrainConfig* config);
 // Sets one hyperparameter from text: numbers, booleans (true/false), lists "a,b,c" or "[a, b]".
 Status SetHparam(TrainConfig* config, const std::string& key, const std::string& value);
-// Applies every key of a YAML file (nested maps flattened with '.').
+// Applies every key of a YAML file (a run's own hparams.yaml applies back unchanged).
 Status ApplyHparamsFile(const std::string& path, TrainConfig* config);
 std::vector<std::string> HparamKeys();
 // Every hyperparameter as "key: value" lines (YAML), what a run records in DIR/hparams.yaml.

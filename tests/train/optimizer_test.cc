@@ -1,0 +1,582 @@
+// SgdMomentum against the update rule written out here step by step (plain and Nesterov, weight
+// decay, BN exclusion, frozen parameters); LrSchedule's piecewise/warmup/cosine semantics and its
+// validation; the step counts and schedules the reference recipes resolve to (trainer.h); and the
+// hyperparameter text interface of recipe.h (SetHparam, ApplyHparamsFile, HparamsToYaml).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "sluice/formats/file_util.h"
+#include "sluice/train/optimizer.h"
+#include "sluice/train/recipe.h"
+#include "sluice/train/trainer.h"
+
+namespace sluice::train {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+// --- SgdMomentum ---------------------------------------------------------------------------------
+
+Param MakeParam(std::string name, ParamKind kind, std::vector<float> values) {
+  Param p;
+  p.name = std::move(name);
+  p.kind = kind;
+  const int64_t n = static_cast<int64_t>(values.size());
+  p.value.Resize({n});
+  p.grad.Resize({n});
+  p.grad.SetZero();
+  p.torch_shape = {n};
+  for (int64_t i = 0; i < n; ++i) p.value[i] = values[i];
+  return p;
+}
+
+// The reference update (optimizer.h; TF MomentumOptimizer with the L2 term in the loss, i.e.
+// torch.optim.SGD(momentum, weight_decay, dampening=0, nesterov)), in double.
+struct Reference {
+  std::vector<double> w, v;
+  void Step(const std::vector<double>& g, double lr, double mu, double wd, bool nesterov) {
+    for (size_t i = 0; i < w.size(); ++i) {
+      const double gi = g[i] + wd * w[i];
+      v[i] = mu * v[i] + gi;
+      w[i] -= lr * (nesterov ? gi + mu * v[i] : v[i]);
+    }
+  }
+};
+
+class SgdMomentumTest : public ::testing::TestWithParam<bool> {};
+
+// Three steps with different gradients and rates; a conv weight (decayed) and a BN gamma (not
+// decayed with decay_batch_norm=false, but still updated).
+TEST_P(SgdMomentumTest, ThreeStepsMatchTheFormula) {
+  const bool nesterov = GetParam();
+  SgdConfig config;
+  config.momentum = 0.9;
+  config.nesterov = nesterov;
+  config.weight_decay = 0.01;
+  config.decay_batch_norm = false;
+  SgdMomentum opt(config);
+
+  std::deque<Param> params;
+  params.push_back(MakeParam("conv.weight", ParamKind::kConvWeight, {0.5f, -1.25f, 2.0f, 0.0f}));
+  params.push_back(MakeParam("bn.weight", ParamKind::kBnWeight, {1.0f, 0.75f, -0.5f}));
+  std::vector<Reference> ref;
+  for (const Param& p : params) {
+    Reference r;
+    for (int64_t i = 0; i < p.value.size(); ++i) r.w.push_back(p.value[i]);
+    r.v.assign(r.w.size(), 0.0);
+    ref.push_back(r);
+  }
+  EXPECT_EQ(opt.DecayFor(params[0]), 0.01);
+  EXPECT_EQ(opt.DecayFor(params[1]), 0.0);
+
+  std::mt19937 rng(1234);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const double rates[] = {0.1, 0.05, 0.2};
+  for (int step = 0; step < 3; ++step) {
+    for (size_t k = 0; k < params.size(); ++k) {
+      Param& p = params[k];
+      std::vector<double> g;
+      for (int64_t i = 0; i < p.grad.size(); ++i) {
+        p.grad[i] = normal(rng);
+        g.push_back(p.grad[i]);
+      }
+      ref[k].Step(g, rates[step], 0.9, opt.DecayFor(p), nesterov);
+    }
+    opt.Step(params, rates[step]);
+    for (size_t k = 0; k < params.size(); ++k) {
+      const Param& p = params[k];
+      const Tensor& v = opt.Momentum(p);
+      for (int64_t i = 0; i < p.value.size(); ++i) {
+        EXPECT_NEAR(p.value[i], ref[k].w[i], 1e-6 * (1 + std::abs(ref[k].w[i])))
+            << p.name << "[" << i << "] after step " << step + 1 << (nesterov ? " (nesterov)" : "");
+        EXPECT_NEAR(v[i], ref[k].v[i], 1e-6 * (1 + std::abs(ref[k].v[i])))
+            << p.name << " momentum[" << i << "] after step " << step + 1;
+      }
+    }
+  }
+  // The BN gamma moved (it is updated, only not decayed).
+  EXPECT_NE(params[1].value[0], 1.0f);
+}
+
+INSTANTIATE_TEST_SUITE_P(PlainAndNesterov, SgdMomentumTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Nesterov" : "Plain"; });
+
+TEST(SgdMomentumFirstStep, PlainStepIsLrTimesDecayedGradient) {
+  // One step from v = 0: w1 = w0 - lr * (g + wd * w0), computed by hand: 2 - 0.5 * (1 + 0.1 * 2).
+  SgdMomentum opt({.momentum = 0.9, .nesterov = false, .weight_decay = 0.1});
+  std::deque<Param> params;
+  params.push_back(MakeParam("w", ParamKind::kDenseWeight, {2.0f}));
+  params[0].grad[0] = 1.0f;
+  opt.Step(params, 0.5);
+  EXPECT_NEAR(params[0].value[0], 1.4, 1e-6);
+  EXPECT_NEAR(opt.Momentum(params[0])[0], 1.2, 1e-6);
+  // Second step, same gradient: v = 0.9 * 1.2 + (1 + 0.1 * 1.4) = 2.22; w = 1.4 - 0.5 * 2.22.
+  opt.Step(params, 0.5);
+  EXPECT_NEAR(opt.Momentum(params[0])[0], 2.22, 1e-6);
+  EXPECT_NEAR(params[0].value[0], 0.29, 1e-6);
+}
+
+TEST(SgdMomentumFirstStep, NesterovStepAddsMomentumTimesVelocity) {
+  // v1 = g' = 1.2; w1 = 2 - 0.5 * (1.2 + 0.9 * 1.2) = 0.86.
+  SgdMomentum opt({.momentum = 0.9, .nesterov = true, .weight_decay = 0.1});
+  std::deque<Param> params;
+  params.push_back(MakeParam("w", ParamKind::kDenseWeight, {2.0f}));
+  params[0].grad[0] = 1.0f;
+  opt.Step(params, 0.5);
+  EXPECT_NEAR(params[0].value[0], 0.86, 1e-6);
+}
+
+TEST(SgdMomentumFirstStep, DenseBiasIsDecayedEvenWithoutBatchNormDecay) {
+  SgdMomentum opt({.momentum = 0.9, .weight_decay = 0.1, .decay_batch_norm = false});
+  const Param bias = MakeParam("fc.bias", ParamKind::kDenseBias, {1.0f});
+  const Param beta = MakeParam("bn.bias", ParamKind::kBnBias, {1.0f});
+  EXPECT_EQ(opt.DecayFor(bias), 0.1);
+  EXPECT_EQ(opt.DecayFor(beta), 0.0);
+  SgdMomentum decays_all({.momentum = 0.9, .weight_decay = 0.1, .decay_batch_norm = true});
+  EXPECT_EQ(decays_all.DecayFor(beta), 0.1);
+}
+
+TEST(SgdMomentumFirstStep, FrozenParamIsUntouched) {
+  SgdMomentum opt({.momentum = 0.9, .weight_decay = 0.5});
+  std::deque<Param> params;
+  params.push_back(MakeParam("frozen", ParamKind::kConvWeight, {1.0f, -2.0f}));
+  params.push_back(MakeParam("live", ParamKind::kConvWeight, {1.0f, -2.0f}));
+  for (Param& p : params) p.grad.Fill(3.0f);
+  params[0].trainable = false;
+  for (int i = 0; i < 3; ++i) opt.Step(params, 0.1);
+  EXPECT_EQ(params[0].value[0], 1.0f);
+  EXPECT_EQ(params[0].value[1], -2.0f);
+  EXPECT_EQ(opt.buffers().count("frozen"), 0u) << "no momentum buffer for a frozen parameter";
+  EXPECT_NE(params[1].value[0], 1.0f);
+}
+
+// --- LrSchedule ----------------------------------------------------------------------------------
+
+TEST(LrScheduleTest, PiecewiseBoundaryStepKeepsTheEarlierRate) {
+  LrSchedule s;
+  s.kind = LrSchedule::Kind::kPiecewise;
+  s.base = 0.1;
+  s.boundaries = {10, 20};
+  s.multipliers = {1, 0.1, 0.01};
+  ASSERT_TRUE(s.Validate().ok());
+  EXPECT_DOUBLE_EQ(s.At(0), 0.1);
+  EXPECT_DOUBLE_EQ(s.At(10), 0.1);  // tf.train.piecewise_constant: x <= boundaries[0]
+  EXPECT_DOUBLE_EQ(s.At(11), 0.1 * 0.1);
+  EXPECT_DOUBLE_EQ(s.At(20), 0.1 * 0.1);
+  EXPECT_DOUBLE_EQ(s.At(21), 0.1 * 0.01);
+  EXPECT_DOUBLE_EQ(s.At(1000000), 0.1 * 0.01);
+}
+
+TEST(LrScheduleTest, WarmupRampsLinearlyThenFollowsTheSchedule) {
+  LrSchedule s;
+  s.kind = LrSchedule::Kind::kPiecewise;
+  s.base = 0.4;
+  s.warmup_steps = 100;
+  s.boundaries = {200};
+  s.multipliers = {1, 0.1};
+  EXPECT_DOUBLE_EQ(s.At(0), 0.0);
+  EXPECT_DOUBLE_EQ(s.At(1), 0.4 * 1 / 100);
+  EXPECT_DOUBLE_EQ(s.At(50), 0.2);
+  EXPECT_DOUBLE_EQ(s.At(99), 0.4 * 99 / 100);
+  EXPECT_DOUBLE_EQ(s.At(100), 0.4);
+  EXPECT_DOUBLE_EQ(s.At(200), 0.4);
+  EXPECT_DOUBLE_EQ(s.At(201), 0.04);
+}
+
+TEST(LrScheduleTest, CosineStartsAtBaseAfterWarmupAndEndsAtZero) {
+  LrSchedule s;
+  s.kind = LrSchedule::Kind::kCosine;
+  s.base = 0.2;
+  s.warmup_steps = 10;
+  s.total_steps = 110;
+  ASSERT_TRUE(s.Validate().ok());
+  EXPECT_DOUBLE_EQ(s.At(5), 0.1);  // warmup
+  EXPECT_DOUBLE_EQ(s.At(10), 0.2);
+  EXPECT_NEAR(s.At(60), 0.1, 1e-12);  // half way: cos(pi / 2) = 0
+  EXPECT_LT(s.At(61), s.At(60));
+  EXPECT_NEAR(s.At(110), 0.0, 1e-12);
+  EXPECT_NEAR(s.At(500), 0.0, 1e-12);  // clamped past the end
+}
+
+TEST(LrScheduleTest, ConstantIsBase) {
+  LrSchedule s;
+  s.kind = LrSchedule::Kind::kConstant;
+  s.base = 0.03;
+  EXPECT_DOUBLE_EQ(s.At(0), 0.03);
+  EXPECT_DOUBLE_EQ(s.At(123456), 0.03);
+}
+
+TEST(LrScheduleTest, ValidateRejectsBadSchedules) {
+  LrSchedule s;
+  s.kind = LrSchedule::Kind::kPiecewise;
+  s.boundaries = {10, 20};
+  s.multipliers = {1, 0.1};
+  Status st = s.Validate();
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  EXPECT_THAT(st.message(), HasSubstr("multiplier"));
+
+  s.multipliers = {1, 0.1, 0.01};
+  s.boundaries = {20, 10};
+  st = s.Validate();
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  EXPECT_THAT(st.message(), HasSubstr("increase"));
+
+  s.boundaries = {10, 10};
+  EXPECT_EQ(s.Validate().code(), StatusCode::kInvalidArgument);
+
+  s.boundaries = {10, 20};
+  s.base = -0.1;
+  EXPECT_EQ(s.Validate().code(), StatusCode::kInvalidArgument);
+
+  LrSchedule cosine;
+  cosine.kind = LrSchedule::Kind::kCosine;
+  cosine.total_steps = 0;
+  EXPECT_EQ(cosine.Validate().code(), StatusCode::kInvalidArgument);
+}
+
+// --- Recipes resolved to steps and schedules ---------------------------------------------------
+
+TEST(ResolveTest, TfCifarResnetAtFullCifar) {
+  TrainConfig c;
+  ASSERT_TRUE(ApplyRecipe("tf-cifar-resnet", &c).ok());
+  EXPECT_EQ(c.batch_size, 128);
+  const int64_t steps = ResolveTrainSteps(c, 50000);
+  EXPECT_EQ(steps, 71108);
+  const LrSchedule s = ResolveSchedule(c, 50000, steps);
+  ASSERT_TRUE(s.Validate().ok());
+  EXPECT_EQ(s.kind, LrSchedule::Kind::kPiecewise);
+  EXPECT_DOUBLE_EQ(s.base, 0.1);
+  EXPECT_EQ(s.warmup_steps, 0);
+  // resnet_run_loop.learning_rate_with_decay: int(batches_per_epoch * epoch), 390.625 per epoch.
+  EXPECT_EQ(s.boundaries, (std::vector<int64_t>{35546, 53125}));
+  EXPECT_DOUBLE_EQ(s.At(35546), 0.1);
+  EXPECT_DOUBLE_EQ(s.At(35547), 0.01);
+  EXPECT_NEAR(s.At(53126), 0.001, 1e-15);
+}
+
+TEST(ResolveTest, TfCifarResnetScalesStepsToDatasetAndBatch) {
+  TrainConfig c;
+  ASSERT_TRUE(ApplyRecipe("tf-cifar-resnet", &c).ok());
+  c.batch_size = 256;
+  // round(71108 * (25000 / 50000) * (128 / 256)) = 17777.
+  EXPECT_EQ(ResolveTrainSteps(c, 25000), 17777);
+  c.train_steps = 42;
+  EXPECT_EQ(ResolveTrainSteps(c, 25000), 42);
+}
+
+TEST(ResolveTest, TpuImagenetResnet50) {
+  TrainConfig c;
+  ASSERT_TRUE(ApplyRecipe("tpu-imagenet-resnet50", &c).ok());
+  EXPECT_EQ(c.batch_size, 1024);
+  const int64_t images = 1281167;
+  const int64_t steps = ResolveTrainSteps(c, images);
+  EXPECT_EQ(steps, 112590);
+  const LrSchedule s = ResolveSchedule(c, images, steps);
+  ASSERT_TRUE(s.Validate().ok());
+  EXPECT_DOUBLE_EQ(s.base, 0.4);
+  EXPECT_EQ(s.warmup_steps, 6256);  // round(5 * 1281167 / 1024) = round(6255.70)
+  EXPECT_DOUBLE_EQ(s.At(6256), 0.4);
+  EXPECT_DOUBLE_EQ(s.At(3128), 0.2);
+  // Rule "tpu": the rate changes at the first step whose epoch (step / steps_per_epoch) is >= 30.
+  const double steps_per_epoch = static_cast<double>(images) / 1024;
+  for (double epoch : {30.0, 60.0, 80.0}) {
+    int64_t first = static_cast<int64_t>(std::ceil(epoch * steps_per_epoch));
+    ASSERT_GE(first / steps_per_epoch, epoch);
+    ASSERT_LT((first - 1) / steps_per_epoch, epoch);
+    EXPECT_GT(s.At(first - 1), s.At(first) * 5) << "epoch " << epoch << ", step " << first;
+    EXPECT_DOUBLE_EQ(s.At(first), s.At(first + 1)) << "epoch " << epoch;
+  }
+  EXPECT_DOUBLE_EQ(s.At(37534), 0.4);  // epoch 29.9997
+  EXPECT_NEAR(s.At(37535), 0.04, 1e-15);  // epoch 30.0005
+  EXPECT_NEAR(s.At(112589), 0.0004, 1e-15);
+}
+
+TEST(ResolveTest, ForcedLearningRateIsConstant) {
+  TrainConfig c;
+  c.force_learning_rate = 0.003;
+  const LrSchedule s = ResolveSchedule(c, 50000, 100);
+  EXPECT_EQ(s.kind, LrSchedule::Kind::kConstant);
+  EXPECT_DOUBLE_EQ(s.At(0), 0.003);
+  EXPECT_DOUBLE_EQ(s.At(99), 0.003);
+}
+
+TEST(ResolveTest, UnknownRecipeIsInvalidArgumentListingKnownOnes) {
+  TrainConfig c;
+  Status s = ApplyRecipe("imagenet-in-5-minutes", &c);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("imagenet-in-5-minutes"));
+  EXPECT_THAT(s.message(), HasSubstr("tf-cifar-resnet"));
+}
+
+TEST(ResolveTest, ApplyRecipeKeepsRunControlFields) {
+  TrainConfig c;
+  c.data_dir = "/d";
+  c.model_dir = "/m";
+  c.checkpoint_iters = {0, 5};
+  c.train_threads = 3;
+  c.batch_size = 7;
+  ASSERT_TRUE(ApplyRecipe("vgg-cifar", &c).ok());
+  EXPECT_EQ(c.data_dir, "/d");
+  EXPECT_EQ(c.model_dir, "/m");
+  EXPECT_EQ(c.checkpoint_iters, (std::vector<int64_t>{0, 5}));
+  EXPECT_EQ(c.train_threads, 3);
+  EXPECT_EQ(c.batch_size, 128);  // a hyperparameter: reset to the recipe's
+  EXPECT_EQ(c.model.name, "vgg16");
+  EXPECT_DOUBLE_EQ(c.sgd.weight_decay, 5e-4);
+}
+
+// --- Hyperparameters as text ---------------------------------------------------------------------
+
+void ExpectInvalid(const Status& s, const std::string& key) {
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_THAT(s.message(), HasSubstr(key));
+}
+
+TEST(HparamTest, SetHparamParsesNumbersBoolsAndLists) {
+  TrainConfig c;
+  ASSERT_TRUE(SetHparam(&c, "batch_size", "64").ok());
+  EXPECT_EQ(c.batch_size, 64);
+  ASSERT_TRUE(SetHparam(&c, "train_steps", "1e3").ok());
+  EXPECT_EQ(c.train_steps, 1000);
+  ASSERT_TRUE(SetHparam(&c, "base_learning_rate", "0.025").ok());
+  EXPECT_DOUBLE_EQ(c.base_learning_rate, 0.025);
+  ASSERT_TRUE(SetHparam(&c, "bn_momentum", "0.9").ok());
+  EXPECT_FLOAT_EQ(c.model.bn_momentum, 0.9f);
+  ASSERT_TRUE(SetHparam(&c, "nesterov", "true").ok());
+  EXPECT_TRUE(c.sgd.nesterov);
+  ASSERT_TRUE(SetHparam(&c, "weight_decay_batch_norm", "False").ok());
+  EXPECT_FALSE(c.sgd.decay_batch_norm);
+  ASSERT_TRUE(SetHparam(&c, "lr_boundary_epochs", "[10, 20.5]").ok());
+  EXPECT_EQ(c.lr_boundary_epochs, (std::vector<double>{10, 20.5}));
+  ASSERT_TRUE(SetHparam(&c, "lr_multipliers", "1,0.5,0.25").ok());
+  EXPECT_EQ(c.lr_multipliers, (std::vector<double>{1, 0.5, 0.25}));
+  ASSERT_TRUE(SetHparam(&c, "lr_multipliers", "[]").ok());
+  EXPECT_TRUE(c.lr_multipliers.empty());
+  ASSERT_TRUE(SetHparam(&c, "lr_schedule", "cosine").ok());
+  EXPECT_EQ(c.lr_schedule, LrSchedule::Kind::kCosine);
+  ASSERT_TRUE(SetHparam(&c, "init", "torchvision").ok());
+  EXPECT_EQ(c.init, InitScheme::kTorchvision);
+  ASSERT_TRUE(SetHparam(&c, "model", "small-resnet").ok());
+  EXPECT_EQ(c.model.name, "small-resnet");
+  ASSERT_TRUE(SetHparam(&c, "train_preset", "resnet-train").ok());
+  EXPECT_EQ(c.train_preset, pipeline::Preset::kResnetTrain);
+  ASSERT_TRUE(SetHparam(&c, "seed", "12345").ok());
+  EXPECT_EQ(c.seed, 12345u);
+}
+
+TEST(HparamTest, SetHparamRejectsUnknownKeysAndBadValues) {
+  TrainConfig c;
+  ExpectInvalid(SetHparam(&c, "no_such_key", "1"), "no_such_key");
+  ExpectInvalid(SetHparam(&c, "batch_size", "abc"), "batch_size");
+  ExpectInvalid(SetHparam(&c, "batch_size", "1.5"), "batch_size");
+  ExpectInvalid(SetHparam(&c, "batch_size", "12x"), "batch_size");
+  ExpectInvalid(SetHparam(&c, "base_learning_rate", ""), "base_learning_rate");
+  ExpectInvalid(SetHparam(&c, "base_learning_rate", "nan"), "base_learning_rate");
+  ExpectInvalid(SetHparam(&c, "nesterov", "maybe"), "nesterov");
+  ExpectInvalid(SetHparam(&c, "lr_boundary_epochs", "10,x"), "lr_boundary_epochs");
+  ExpectInvalid(SetHparam(&c, "lr_schedule", "linear"), "lr_schedule");
+  ExpectInvalid(SetHparam(&c, "lr_boundary_rule", "gpu"), "lr_boundary_rule");
+  ExpectInvalid(SetHparam(&c, "init", "xavier"), "init");
+  ExpectInvalid(SetHparam(&c, "eval_preset", "no-such-preset"), "eval_preset");
+  EXPECT_EQ(c.batch_size, 128) << "a rejected value leaves the field as it was";
+}
+
+class HparamsFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("sluice_hparams_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string Write(const std::string& name, const std::string& text) {
+    const std::string path = (dir_ / name).string();
+    EXPECT_TRUE(formats::WriteFileAtomically(path, text).ok());
+    return path;
+  }
+  fs::path dir_;
+};
+
+TEST_F(HparamsFileTest, AppliesScalarsAndLists) {
+  TrainConfig c;
+  const std::string path = Write("h.yaml",
+                                 "# comment\n"
+                                 "batch_size: 32\n"
+                                 "nesterov: true\n"
+                                 "lr_boundary_epochs: [5, 7.5]\n"
+                                 "lr_multipliers:\n"
+                                 "  - 1\n"
+                                 "  - 0.1\n"
+                                 "  - 0.01\n"
+                                 "model: small-resnet\n");
+  Status s = ApplyHparamsFile(path, &c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(c.batch_size, 32);
+  EXPECT_TRUE(c.sgd.nesterov);
+  EXPECT_EQ(c.lr_boundary_epochs, (std::vector<double>{5, 7.5}));
+  EXPECT_EQ(c.lr_multipliers, (std::vector<double>{1, 0.1, 0.01}));
+  EXPECT_EQ(c.model.name, "small-resnet");
+}
+
+// Nested maps flatten with '.'. No key of HparamKeys() contains a '.', so a nested key can only
+// come back as unknown, named in its joined form (this pins the flattening).
+TEST_F(HparamsFileTest, NestedMapKeysApplyAsTopLevelKeys) {
+  TrainConfig c;
+  const std::string path = Write("nested.yaml",
+                                 "batch_size: 16\n"
+                                 "optimizer:\n"
+                                 "  schedule:\n"
+                                 "    momentum: 0.8\n"
+                                 "  bogus_key: 1\n");
+  Status s = ApplyHparamsFile(path, &c);
+  ExpectInvalid(s, "bogus_key");
+  EXPECT_THAT(s.message(), HasSubstr(path));
+  TrainConfig d;
+  ASSERT_TRUE(ApplyHparamsFile(Write("nested_ok.yaml", "train:\n  batch_size: 16\noptimizer:\n  momentum: 0.8\n"), &d).ok());
+  EXPECT_EQ(d.batch_size, 16);
+  EXPECT_DOUBLE_EQ(d.sgd.momentum, 0.8);
+}
+
+TEST_F(HparamsFileTest, BadValueNamesFileAndKey) {
+  TrainConfig c;
+  const std::string path = Write("bad.yaml", "width: 8\nblocks: many\n");
+  Status s = ApplyHparamsFile(path, &c);
+  ExpectInvalid(s, "blocks");
+  EXPECT_THAT(s.message(), HasSubstr(path));
+}
+
+TEST_F(HparamsFileTest, MissingFileIsNotFoundAndBrokenYamlIsInvalid) {
+  TrainConfig c;
+  Status s = ApplyHparamsFile((dir_ / "absent.yaml").string(), &c);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.ToString();
+  s = ApplyHparamsFile(Write("broken.yaml", "a: [1, 2\n"), &c);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+}
+
+TrainConfig ModifiedConfig() {
+  TrainConfig c;
+  EXPECT_TRUE(ApplyRecipe("tpu-imagenet-resnet50", &c).ok());
+  c.model.name = "small-resnet";
+  c.model.width = 12;
+  c.model.blocks = 2;
+  c.model.num_classes = 7;
+  c.model.bn_momentum = 0.95f;
+  c.model.bn_epsilon = 1e-3f;
+  c.init = InitScheme::kTorchvision;
+  c.train_preset = pipeline::Preset::kCifarTrain;
+  c.eval_preset = pipeline::Preset::kCifarEval;
+  c.image_size = 40;
+  c.batch_size = 48;
+  c.base_learning_rate = 0.05;
+  c.lr_batch_denominator = 64;
+  c.lr_schedule = LrSchedule::Kind::kCosine;
+  c.lr_boundary_epochs = {3, 4.5};
+  c.lr_multipliers = {1, 0.2, 0.04};
+  c.lr_boundary_rule = "tf";
+  c.warmup_epochs = 1.5;
+  c.force_learning_rate = 0.125;
+  c.sgd.momentum = 0.875;
+  c.sgd.nesterov = false;
+  c.sgd.weight_decay = 3e-5;
+  c.sgd.decay_batch_norm = true;
+  c.label_smoothing = 0.1;
+  c.train_steps = 777;
+  c.reference_steps = 1000;
+  c.reference_images = 2000;
+  c.reference_batch = 32;
+  c.eval_every = 50;
+  c.eval_limit = 300;
+  c.log_every = 5;
+  c.seed = 987654321;
+  return c;
+}
+
+void ExpectSameHparams(const TrainConfig& a, const TrainConfig& b) {
+  EXPECT_EQ(a.model.name, b.model.name);
+  EXPECT_EQ(a.model.width, b.model.width);
+  EXPECT_EQ(a.model.blocks, b.model.blocks);
+  EXPECT_EQ(a.model.num_classes, b.model.num_classes);
+  EXPECT_EQ(a.model.bn_momentum, b.model.bn_momentum);
+  EXPECT_EQ(a.model.bn_epsilon, b.model.bn_epsilon);
+  EXPECT_EQ(a.model.zero_init_last_bn, b.model.zero_init_last_bn);
+  EXPECT_EQ(a.init, b.init);
+  EXPECT_EQ(a.train_preset, b.train_preset);
+  EXPECT_EQ(a.eval_preset, b.eval_preset);
+  EXPECT_EQ(a.image_size, b.image_size);
+  EXPECT_EQ(a.batch_size, b.batch_size);
+  EXPECT_EQ(a.base_learning_rate, b.base_learning_rate);
+  EXPECT_EQ(a.lr_batch_denominator, b.lr_batch_denominator);
+  EXPECT_EQ(a.lr_schedule, b.lr_schedule);
+  EXPECT_EQ(a.lr_boundary_epochs, b.lr_boundary_epochs);
+  EXPECT_EQ(a.lr_multipliers, b.lr_multipliers);
+  EXPECT_EQ(a.lr_boundary_rule, b.lr_boundary_rule);
+  EXPECT_EQ(a.warmup_epochs, b.warmup_epochs);
+  EXPECT_EQ(a.force_learning_rate, b.force_learning_rate);
+  EXPECT_EQ(a.sgd.momentum, b.sgd.momentum);
+  EXPECT_EQ(a.sgd.nesterov, b.sgd.nesterov);
+  EXPECT_EQ(a.sgd.weight_decay, b.sgd.weight_decay);
+  EXPECT_EQ(a.sgd.decay_batch_norm, b.sgd.decay_batch_norm);
+  EXPECT_EQ(a.label_smoothing, b.label_smoothing);
+  EXPECT_EQ(a.train_steps, b.train_steps);
+  EXPECT_EQ(a.reference_steps, b.reference_steps);
+  EXPECT_EQ(a.reference_images, b.reference_images);
+  EXPECT_EQ(a.reference_batch, b.reference_batch);
+  EXPECT_EQ(a.eval_every, b.eval_every);
+  EXPECT_EQ(a.eval_limit, b.eval_limit);
+  EXPECT_EQ(a.log_every, b.log_every);
+  EXPECT_EQ(a.seed, b.seed);
+}
+
+// Drops the "recipe: ..." line: `recipe` is not a settable key (see the test below).
+std::string WithoutRecipeLine(const std::string& yaml) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < yaml.size()) {
+    size_t end = yaml.find('\n', pos);
+    if (end == std::string::npos) end = yaml.size();
+    const std::string line = yaml.substr(pos, end - pos);
+    if (!line.starts_with("recipe:")) out += line + "\n";
+    pos = end + 1;
+  }
+  return out;
+}
+
+TEST_F(HparamsFileTest, YamlRoundTripGivesTheSameHyperparameters) {
+  const TrainConfig modified = ModifiedConfig();
+  const std::string yaml = HparamsToYaml(modified);
+  for (const std::string& key : HparamKeys())
+    EXPECT_THAT(yaml, HasSubstr("\n" + key + ": ")) << "key missing from the YAML";
+  TrainConfig fresh;
+  Status s = ApplyHparamsFile(Write("round.yaml", WithoutRecipeLine(yaml)), &fresh);
+  ASSERT_TRUE(s.ok()) << s.ToString() << "\n" << yaml;
+  ExpectSameHparams(modified, fresh);
+  EXPECT_EQ(WithoutRecipeLine(HparamsToYaml(fresh)), WithoutRecipeLine(yaml));
+}
+
+// A run's own DIR/hparams.yaml (whose first line is "recipe: <name>") applies back under the same
+// --recipe; under another recipe the recipe line is refused rather than silently ignored.
+TEST_F(HparamsFileTest, RunsOwnHparamsYamlAppliesBack) {
+  const TrainConfig modified = ModifiedConfig();
+  const std::string path = Write("run.yaml", HparamsToYaml(modified));
+  TrainConfig fresh;
+  fresh.recipe = modified.recipe;
+  Status s = ApplyHparamsFile(path, &fresh);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ExpectSameHparams(modified, fresh);
+  TrainConfig other;
+  other.recipe = "vgg-cifar";
+  ExpectInvalid(ApplyHparamsFile(path, &other), "recipe");
+}
+
+}  // namespace
+}  // namespace sluice::train
