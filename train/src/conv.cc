@@ -87,17 +87,22 @@ class Conv2d final : public Layer {
   std::string_view type() const override { return "conv2d"; }
 
   // in[0] x: (N, H, W, Cin) -> out y: (N, Ho, Wo, Cout)
-  void Forward(std::span<const Tensor* const> in, Tensor* out, bool) override {
+  void Forward(std::span<const Tensor* const> in, Tensor* out, bool training) override {
     const Tensor& x = *in[0];
     const Geometry g = Geo(x);
     out->Resize({g.n, g.ho, g.wo, g.co});
     const int64_t rows = g.n * g.rows_per_image(), K = g.cols(), tile = TileRows(K);
     const int64_t tiles = (rows + tile - 1) / tile;
     CMap w(w_->value.data(), K, g.co);
+    padded_valid_ = false;
     if (DirectForward()) {
-      thread_local std::vector<float> xp;
+      // Training keeps the padded input for the weight gradient (one tensor more per conv, one
+      // pass less in backward).
+      thread_local std::vector<float> eval_xp;
+      std::vector<float>& xp = training ? padded_ : eval_xp;
       xp.resize(g.n * (g.h + 2 * g.pad) * (g.w + 2 * g.pad) * g.ci);
       PadNhwc(x.data(), g.n, g.h, g.w, g.ci, g.pad, xp.data());
+      padded_valid_ = training;
       DirectConvStride1(xp.data(), g.n, g.h + 2 * g.pad, g.w + 2 * g.pad, g.ci, w_->value.data(),
                         g.k, g.co, out->data());
       if (b_) Map(out->data(), rows, g.co).rowwise() +=
@@ -141,10 +146,12 @@ class Conv2d final : public Layer {
     CMap w(w_->value.data(), K, g.co);
     if (!dx && DirectWeightGrad(g)) {
       // Direct weight gradient (and the input gradient below, when needed).
-      thread_local std::vector<float> xp;
       const int64_t hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad;
-      xp.resize(g.n * hp * wp * g.ci);
-      PadNhwc(x.data(), g.n, g.h, g.w, g.ci, g.pad, xp.data());
+      std::vector<float>& xp = padded_;
+      if (!padded_valid_ || static_cast<int64_t>(xp.size()) != g.n * hp * wp * g.ci) {
+        xp.resize(g.n * hp * wp * g.ci);
+        PadNhwc(x.data(), g.n, g.h, g.w, g.ci, g.pad, xp.data());
+      }
       partials_.resize(groups * K * g.co);
       DirectConvWeightGradStride1(xp.data(), g.n, hp, wp, g.ci, dout.data(), g.k, g.co, groups,
                                   partials_.data());
@@ -254,6 +261,8 @@ class Conv2d final : public Layer {
   Param* b_;  // null: no bias
   std::vector<float> partials_;
   std::vector<float> flipped_;  // the input-gradient kernel: (k, k, Cout, Cin), flipped
+  std::vector<float> padded_;   // the last training forward's padded input (direct path)
+  bool padded_valid_ = false;
 };
 
 }  // namespace

@@ -42,15 +42,20 @@ class Add final : public Layer {
  public:
   explicit Add(bool relu) : relu_(relu) {}
   std::string_view type() const override { return relu_ ? "add_relu" : "add"; }
+  bool SameGradForAllInputs() const override { return true; }
   // a, b -> y = a + b (then ReLU), all the same shape
   void Forward(std::span<const Tensor* const> in, Tensor* out, bool) override {
     const Tensor& a = *in[0];
     const Tensor& b = *in[1];
     out->Resize(a.shape());
+    const float* __restrict pa = a.data();
+    const float* __restrict pb = b.data();
+    float* __restrict y = out->data();
+    const bool relu = relu_;
     ParallelRange(a.size(), kGrain, [&](int64_t s, int64_t e) {
       for (int64_t i = s; i < e; ++i) {
-        const float v = a[i] + b[i];
-        out->data()[i] = relu_ ? std::max(v, 0.0f) : v;
+        const float v = pa[i] + pb[i];
+        y[i] = relu ? std::max(v, 0.0f) : v;
       }
     });
   }
@@ -58,11 +63,16 @@ class Add final : public Layer {
                 std::span<Tensor* const> din) override {
     for (Tensor* d : din)
       if (d) d->Resize(out.shape());
+    float* __restrict d0 = din[0] ? din[0]->data() : nullptr;
+    float* __restrict d1 = din[1] ? din[1]->data() : nullptr;
+    const float* __restrict y = out.data();
+    const float* __restrict dy = dout.data();
+    const bool relu = relu_;
     ParallelRange(out.size(), kGrain, [&](int64_t s, int64_t e) {
       for (int64_t i = s; i < e; ++i) {
-        const float g = (!relu_ || out[i] > 0) ? dout[i] : 0.0f;
-        if (din[0]) din[0]->data()[i] = g;
-        if (din[1]) din[1]->data()[i] = g;
+        const float g = (!relu || y[i] > 0) ? dy[i] : 0.0f;
+        if (d0) d0[i] = g;
+        if (d1) d1[i] = g;
       }
     });
   }

@@ -70,11 +70,17 @@ const Tensor& Model::Forward(const Tensor& x, bool training) {
 int Model::TakeGrad() {
   if (free_grads_.empty()) {
     grad_pool_.emplace_back();
+    grad_refs_.push_back(1);
     return static_cast<int>(grad_pool_.size()) - 1;
   }
   const int g = free_grads_.back();
   free_grads_.pop_back();
+  grad_refs_[g] = 1;
   return g;
+}
+
+void Model::ReleaseGrad(int g) {
+  if (--grad_refs_[g] == 0) free_grads_.push_back(g);
 }
 
 void Model::Backward(const Tensor& dlogits) {
@@ -91,6 +97,24 @@ void Model::Backward(const Tensor& dlogits) {
     if (node.grad < 0) continue;
     in.clear();
     din.clear();
+    // A residual join hands both inputs the same gradient: compute it once and let both nodes
+    // share the buffer (reference-counted; copied before anyone accumulates into it).
+    const bool share = node.layer->SameGradForAllInputs() && node.inputs.size() == 2 &&
+                       node.inputs[0] != kInput && node.inputs[1] != kInput &&
+                       node.inputs[0] != node.inputs[1] && nodes_[node.inputs[0]].grad < 0 &&
+                       nodes_[node.inputs[1]].grad < 0;
+    if (share) {
+      const int g = TakeGrad();
+      for (int j : node.inputs) in.push_back(&nodes_[j].out);
+      din = {&grad_pool_[g], nullptr};
+      node.layer->Backward(in, node.out, grad_pool_[node.grad], din);
+      nodes_[node.inputs[0]].grad = g;
+      nodes_[node.inputs[1]].grad = g;
+      ++grad_refs_[g];
+      ReleaseGrad(node.grad);
+      node.grad = -1;
+      continue;
+    }
     bool accumulate[2] = {false, false};
     for (size_t k = 0; k < node.inputs.size(); ++k) {
       const int j = node.inputs[k];
@@ -115,10 +139,21 @@ void Model::Backward(const Tensor& dlogits) {
       node.backward_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (size_t k = 0; k < node.inputs.size(); ++k) {
       if (!accumulate[k]) continue;
-      Tensor& target = grad_pool_[nodes_[node.inputs[k]].grad];
-      for (int64_t e = 0; e < target.size(); ++e) target[e] += scratch[k][e];
+      int& target_index = nodes_[node.inputs[k]].grad;
+      if (grad_refs_[target_index] > 1) {  // shared: copy on write
+        const int fresh = TakeGrad();
+        grad_pool_[fresh].Resize(grad_pool_[target_index].shape());
+        std::memcpy(grad_pool_[fresh].data(), grad_pool_[target_index].data(),
+                    grad_pool_[fresh].size() * sizeof(float));
+        ReleaseGrad(target_index);
+        target_index = fresh;
+      }
+      Tensor& target = grad_pool_[target_index];
+      float* __restrict t = target.data();
+      const float* __restrict a = scratch[k].data();
+      for (int64_t e = 0; e < target.size(); ++e) t[e] += a[e];
     }
-    free_grads_.push_back(node.grad);
+    ReleaseGrad(node.grad);
     node.grad = -1;
   }
 }

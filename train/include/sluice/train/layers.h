@@ -59,6 +59,9 @@ class Layer {
   virtual void Forward(std::span<const Tensor* const> in, Tensor* out, bool training) = 0;
   virtual void Backward(std::span<const Tensor* const> in, const Tensor& out, const Tensor& dout,
                         std::span<Tensor* const> din) = 0;
+  // True when every input's gradient equals the others' (a sum): Backward then fills only din[0]
+  // when the others are null, and the graph shares that buffer.
+  virtual bool SameGradForAllInputs() const { return false; }
   // Multiply-accumulates of one forward pass for one image (0 for memory-bound layers).
   virtual int64_t MacsPerImage(std::span<const Tensor* const> in, const Tensor& out) const {
     return 0;

@@ -97,6 +97,7 @@ class Model {
  private:
   explicit Model(ModelConfig config) : config_(std::move(config)) {}
   int TakeGrad();
+  void ReleaseGrad(int g);
 
   ModelConfig config_;
   std::deque<Param> params_;  // deque: layers keep pointers
@@ -106,6 +107,7 @@ class Model {
   bool profile_ = false;
   const Tensor* input_ = nullptr;
   std::vector<Tensor> grad_pool_;
+  std::vector<int> grad_refs_;  // nodes holding each pool buffer
   std::vector<int> free_grads_;
 };
 
