@@ -3,7 +3,8 @@
 // Statistics: rows are cut into a fixed number of parts (a function of the row count only); each
 // part sums in float over blocks of at most 256 rows and accumulates the blocks in double, and the
 // parts are added in order, so the statistics are identical for any thread count. The variance is
-// computed from centered values in a second pass (no E[x^2] - E[x]^2 cancellation).
+// computed in the same pass from values shifted by the first row (no E[x^2] - E[x]^2 cancellation
+// when the mean is large against the spread).
 #include <cmath>
 #include <vector>
 
@@ -52,21 +53,26 @@ class BatchNorm final : public Layer {
     const float* g = gamma_->value.data();
     const float* b = beta_->value.data();
     if (training) {
-      std::vector<double> sum, sq;
+      // One pass: sums of (x - shift) and (x - shift)^2 with the first row as the shift, so the
+      // variance S2/M - (S1/M)^2 does not cancel catastrophically when |mean| >> std.
+      std::vector<double> sums;
       const float* xd = x.data();
-      ChannelSums(rows, C, &sum, [&](int64_t r, float* __restrict acc) {
-        const float* __restrict row = xd + r * C;
-        for (int64_t c = 0; c < C; ++c) acc[c] += row[c];
-      });
-      for (int64_t c = 0; c < C; ++c) mean_[c] = static_cast<float>(sum[c] / rows);
-      const float* __restrict mean = mean_.data();
-      ChannelSums(rows, C, &sq, [&](int64_t r, float* __restrict acc) {
+      std::vector<float> shift_row(xd, xd + C);
+      const float* __restrict sh0 = shift_row.data();
+      ChannelSums(rows, 2 * C, &sums, [&](int64_t r, float* __restrict acc) {
         const float* __restrict row = xd + r * C;
         for (int64_t c = 0; c < C; ++c) {
-          const float d = row[c] - mean[c];
-          acc[c] += d * d;
+          const float d = row[c] - sh0[c];
+          acc[c] += d;
+          acc[C + c] += d * d;
         }
       });
+      std::vector<double> sq(C);
+      for (int64_t c = 0; c < C; ++c) {
+        const double m1 = sums[c] / rows;
+        mean_[c] = static_cast<float>(sh0[c] + m1);
+        sq[c] = std::max(0.0, sums[C + c] / rows - m1 * m1) * rows;
+      }
       float* rm = state_->running_mean.data();
       float* rv = state_->running_var.data();
       const float m = spec_.momentum;
