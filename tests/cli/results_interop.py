@@ -11,7 +11,6 @@ value only), and one run is restarted (a second eval file re-logging a step).
 Checked: `sluice results --format json EXP` gives exactly the (step, value) points per run; `--format
 csv` aligns the runs by step; a histogram-plugin value is not read as a scalar.
 """
-import argparse
 import json
 import os
 import shutil
@@ -21,17 +20,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "formats"))
 import events_interop as ev  # noqa: E402  (CRC32C, framing, Event classes; no sluice code)
+import interop_common as ic  # noqa: E402  (the argument convention and the check counter)
 
 DT_FLOAT, DT_DOUBLE = 1, 2
-checks = 0
-
-
-def check(cond, what):
-    global checks
-    if not cond:
-        print("FAIL:", what)
-        sys.exit(1)
-    checks += 1
+check = ic.Checker()
 
 
 def same(got, want):
@@ -42,15 +34,9 @@ def same(got, want):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tools-dir")
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--cli")
-    ap.add_argument("--fixtures")
-    args = ap.parse_args()
-    if not args.cli or args.cli == "none" or not os.path.exists(args.cli):
-        print("results_interop: skipped (no CLI)")
-        return
+    args = ic.parse_args()
+    if args.cli == "none" or not os.path.exists(args.cli):
+        sys.exit(f"results_interop: the sluice binary is missing ({args.cli}); build target sluice")
 
     C = ev.build_classes()
     Event, Summary, V = C["Event"], C["Summary"], C["Summary.Value"]
@@ -135,7 +121,7 @@ def main():
                        capture_output=True, text=True)
     check(r.returncode == 1 and "tag 'hist' not found" in r.stderr,
           f"histogram value read as a scalar: rc {r.returncode} {r.stderr!r}")
-    print(f"results_interop: OK: {checks} checks (TF1 and TF2 events written by python-protobuf)")
+    print(f"results_interop: OK: {check.count} checks (TF1 and TF2 events written by python-protobuf)")
 
 
 if __name__ == "__main__":

@@ -219,10 +219,8 @@ TEST_F(TrainerTest, SmallResnetLearnsSampleCifar) {
 // Run A goes to 40 steps in one call (checkpointing at 20); run B stops at 20 and a second call
 // resumes it to 40. 500 images make 15.6 batches of 32 per epoch: batch 16 spans epochs 0 and 1,
 // before the stop, so B resumes from a position after an epoch wrap.
-// DISABLED until the data position is fixed (see CheckpointDataPositionAfterEpochWraps):
-// the checkpoint at 20 says (epoch 1, sample 128) where the stream is at (1, 140), and 84 of the 94
-// tensors of B's final checkpoint differ from A's. With the metadata patched to (1, 140) by hand,
-// B's final checkpoint equals A's byte for byte (checked once, by hand).
+// (This caught a data position taken from the batch's first sample: the checkpoint at 20 said
+// (epoch 1, sample 128) where the stream was at (1, 140), and 84 of the 94 tensors differed.)
 TEST_F(TrainerTest, ResumedRunEndsWithTheSameWeights) {
   TrainConfig a = Config("a", 40);
   a.checkpoint_iters = {20};
@@ -310,6 +308,25 @@ TEST_F(TrainerTest, ModelDirWithCheckpointsIsRefusedWithoutResume) {
   auto fb = formats::SafetensorsFile::Open(final_path);
   for (const std::string& name : fa->names())
     EXPECT_EQ(fa->Find(name)->data, fb->Find(name)->data) << name;
+}
+
+TEST_F(TrainerTest, LabelOutsideTheModelsClassesIsAnErrorNamingIt) {
+  ModelConfig mc;
+  mc.name = "small-resnet";
+  mc.width = 4;
+  mc.num_classes = 3;  // the shards hold labels 0..9
+  auto model = Model::Create(mc);
+  ASSERT_TRUE(model.ok());
+  (*model)->Initialize(InitScheme::kTorchvision, 1);
+  EvalOptions eo;
+  eo.inputs = {DataDir() + "/test-*"};
+  eo.batch_size = 64;
+  eo.threads = 1;
+  auto r = Evaluate(model->get(), eo);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("outside the model's 3 classes"), std::string::npos)
+      << r.status().ToString();
 }
 
 TEST_F(TrainerTest, MissingDataDirIsNotFound) {
@@ -405,12 +422,9 @@ TEST_F(TrainerTest, CheckpointDataPositionWithinFirstEpoch) {
   ExpectPositionsMatchStream(c, {1, 5, 10, 15});
 }
 
-// DISABLED until the trainer's position follows batches that span two epochs: train/src/trainer.cc
-// (the `batch.epoch != data_epoch` block of the step loop) starts counting a new epoch only at the
-// first batch whose FIRST sample is in it, and adds the whole batch to the old epoch before that.
-// Batch 16 holds samples 480..499 of epoch 0 and 0..11 of epoch 1: after step 16 the checkpoint
-// says (epoch 0, sample 512) where the stream is at (1, 12); after step 17 (1, 32) for (1, 44); a
-// resume then replays 12 samples and diverges (ResumedRunEndsWithTheSameWeights).
+// Across epoch wraps: batch 16 holds samples 480..499 of epoch 0 and 0..11 of epoch 1, so after
+// step 16 the position is (epoch 1, sample 12), after step 17 (1, 44). (A position counted from the
+// batch's first sample said (0, 512) and (1, 32) here.)
 TEST_F(TrainerTest, CheckpointDataPositionAfterEpochWraps) {
   TrainConfig c = Config("position", 36);
   c.checkpoint_iters = {16, 17, 31, 32};

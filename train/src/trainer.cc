@@ -27,16 +27,22 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-double UnixNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 int HardwareThreads() { return std::max(1, tbb::info::default_concurrency()); }
 
 // Copies a pipeline batch into the model's input tensor (N, H, W, C).
 void ToTensor(const pipeline::Batch& batch, Tensor* x) {
   x->Resize({batch.size, batch.height, batch.width, batch.channels});
   std::copy(batch.f32.begin(), batch.f32.begin() + x->size(), x->data());
+}
+
+// InvalidArgument naming the batch and the label when one is outside [0, classes).
+Status CheckLabels(const pipeline::Batch& batch, int classes) {
+  for (int i = 0; i < batch.size; ++i)
+    if (batch.labels[i] < 0 || batch.labels[i] >= classes)
+      return Status::InvalidArgument("label " + std::to_string(batch.labels[i]) + " of batch " +
+                                     std::to_string(batch.index) + " is outside the model's " +
+                                     std::to_string(classes) + " classes");
+  return Status::Ok();
 }
 
 // Appends one JSON line to DIR/metrics.jsonl (opened per write: a killed run loses nothing).
@@ -144,13 +150,10 @@ Result<EvalResult> Evaluate(Model* model, const EvalOptions& options) {
     SLUICE_RETURN_IF_ERROR(s);
     if (options.limit > 0 && r.images + batch.size > options.limit)
       batch.size = static_cast<int>(options.limit - r.images);
+    SLUICE_RETURN_IF_ERROR(CheckLabels(batch, model->config().num_classes));
     ToTensor(batch, &x);
     const Tensor& logits = model->Forward(x, false);
     const std::span<const int64_t> labels(batch.labels.data(), batch.size);
-    for (int64_t label : labels)
-      if (label < 0 || label >= logits.dim(1))
-        return Status::InvalidArgument("label " + std::to_string(label) + " is outside the model's " +
-                                       std::to_string(logits.dim(1)) + " classes");
     const LossResult lr = SoftmaxCrossEntropy(logits, labels, 0, nullptr);
     loss_sum += lr.loss * batch.size;
     r.top1 += static_cast<double>(lr.top1);
@@ -341,25 +344,18 @@ Result<TrainSummary> Train(const TrainConfig& config) {
       data_epoch = batch.epoch + wraps;
       data_samples = (batch.samples[batch.size - 1] & kIndexMask) + 1;
     }
+    SLUICE_RETURN_IF_ERROR(CheckLabels(batch, mc.num_classes));
     ToTensor(batch, &x);
     const double lr = schedule.At(step);
     LossResult loss;
-    Status label_error;
     arena.execute([&] {
       const Tensor& logits = model->Forward(x, true);
-      for (int i = 0; i < batch.size; ++i)
-        if (batch.labels[i] < 0 || batch.labels[i] >= logits.dim(1))
-          label_error = Status::InvalidArgument(
-              "label " + std::to_string(batch.labels[i]) + " of batch " + std::to_string(batch.index) +
-              " is outside the model's " + std::to_string(logits.dim(1)) + " classes");
-      if (!label_error.ok()) return;
       loss = SoftmaxCrossEntropy(logits, std::span<const int64_t>(batch.labels.data(), batch.size),
                                  static_cast<float>(c.label_smoothing), &dlogits);
       model->ZeroGrad();
       model->Backward(dlogits);
       optimizer.Step(model->params(), lr);
     });
-    SLUICE_RETURN_IF_ERROR(label_error);
     if (!std::isfinite(loss.loss))
       return Status::InvalidArgument("loss is " + std::to_string(loss.loss) + " at step " +
                                      std::to_string(step) + " (diverged; lower the learning rate)");

@@ -38,6 +38,7 @@ class SgdMomentum {
   // Momentum buffer of a parameter (created zero on first use).
   Tensor& Momentum(const Param& p);
   std::map<std::string, Tensor>& buffers() { return momentum_; }
+  const std::map<std::string, Tensor>& buffers() const { return momentum_; }
   const SgdConfig& config() const { return config_; }
   double DecayFor(const Param& p) const {
     return (!config_.decay_batch_norm && p.is_batch_norm()) ? 0.0 : config_.weight_decay;
