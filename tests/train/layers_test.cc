@@ -122,7 +122,16 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ConvGradTest,
                                            ConvCase{16, 32, 3, 1, 1, 5, 8, true},
                                            ConvCase{32, 64, 3, 1, 1, 4, 7, false},
                                            ConvCase{48, 16, 5, 1, 2, 5, 9, false},
-                                           ConvCase{16, 48, 3, 1, 0, 6, 6, false}));
+                                           ConvCase{16, 48, 3, 1, 0, 6, 6, false},
+                                           // Direct stride 2 (odd and even sizes) and 1x1.
+                                           ConvCase{16, 32, 3, 2, 1, 7, 8, false},
+                                           ConvCase{32, 64, 3, 2, 1, 6, 9, true},
+                                           ConvCase{16, 32, 1, 2, 0, 6, 7, false},
+                                           ConvCase{16, 16, 1, 1, 0, 4, 5, true},
+                                           ConvCase{16, 16, 5, 2, 2, 9, 8, false},
+                                           // RGB input: the 3-channel weight gradient.
+                                           ConvCase{3, 16, 3, 1, 1, 5, 9, false},
+                                           ConvCase{3, 32, 7, 2, 3, 9, 9, false}));
 
 struct ConvShape {
   int N, H, W, Ci, Co, K, S, P;
@@ -161,7 +170,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ConvForwardTest,
                          ::testing::Values(ConvShape{2, 7, 5, 3, 4, 3, 2, 1},    // im2col
                                            ConvShape{2, 9, 33, 16, 16, 3, 1, 1},  // direct
                                            ConvShape{1, 8, 8, 64, 128, 3, 1, 1},
-                                           ConvShape{2, 7, 7, 8, 32, 7, 1, 3}));
+                                           ConvShape{2, 7, 7, 8, 32, 7, 1, 3},
+                                           ConvShape{2, 9, 33, 16, 32, 3, 2, 1},  // stride 2
+                                           ConvShape{2, 8, 30, 32, 64, 1, 2, 0},
+                                           ConvShape{1, 12, 12, 3, 64, 7, 2, 3},  // stem
+                                           ConvShape{2, 5, 31, 64, 16, 1, 1, 0}));
 
 TEST(BatchNormGradTest, TrainingModeWithAndWithoutRelu) {
   for (bool relu : {false, true}) {

@@ -17,6 +17,9 @@ namespace {
 constexpr int64_t kParts = 32;
 constexpr int64_t kBlock = 256;
 
+// The normalization as one fused multiply-add, the same instruction in forward and backward.
+inline float Affine(float x, float scale, float shift) { return std::fma(x, scale, shift); }
+
 // sums[c] = sum over rows of f(row, c), deterministically. f is called with (row pointer index r).
 template <typename RowFn>
 void ChannelSums(int64_t rows, int64_t channels, std::vector<double>* sums, RowFn&& row_fn) {
@@ -90,14 +93,15 @@ class BatchNorm final : public Layer {
         invstd_[c] = 1.0f / std::sqrt(state_->running_var[c] + spec_.epsilon);
       }
     }
-    std::vector<float> scale(C), shift(C);
+    scale_.resize(C);
+    shift_.resize(C);
     for (int64_t c = 0; c < C; ++c) {
-      scale[c] = g[c] * invstd_[c];
-      shift[c] = b[c] - mean_[c] * scale[c];
+      scale_[c] = g[c] * invstd_[c];
+      shift_[c] = b[c] - mean_[c] * scale_[c];
     }
     const bool relu = spec_.relu;
-    const float* __restrict sc = scale.data();
-    const float* __restrict sh = shift.data();
+    const float* __restrict sc = scale_.data();
+    const float* __restrict sh = shift_.data();
     const float* __restrict xd = x.data();
     float* __restrict yd = out->data();
     ParallelRange(rows, 512, [&](int64_t r0, int64_t r1) {
@@ -105,7 +109,7 @@ class BatchNorm final : public Layer {
         const float* __restrict xr = xd + r * C;
         float* __restrict yr = yd + r * C;
         for (int64_t c = 0; c < C; ++c) {
-          const float v = xr[c] * sc[c] + sh[c];
+          const float v = Affine(xr[c], sc[c], sh[c]);
           yr[c] = relu ? std::max(v, 0.0f) : v;
         }
       }
@@ -113,25 +117,28 @@ class BatchNorm final : public Layer {
   }
 
   // dout: like out -> din[0]: like x; gamma, beta grads (C) +=
-  void Backward(std::span<const Tensor* const> in, const Tensor& out, const Tensor& dout,
+  void Backward(std::span<const Tensor* const> in, const Tensor&, const Tensor& dout,
                 std::span<Tensor* const> din) override {
     const Tensor& x = *in[0];
     const int64_t C = spec_.channels, rows = x.size() / C;
     const bool relu = spec_.relu;
     const float* __restrict xd = x.data();
-    const float* __restrict yd = out.data();
     const float* __restrict dyd = dout.data();
     const float* __restrict mean = mean_.data();
     const float* __restrict invstd = invstd_.data();
+    // The ReLU's mask is recomputed from x with the forward's own arithmetic (y > 0 exactly when
+    // Affine(x) > 0), so backward reads x and dy but never y.
+    const float* __restrict sc = scale_.data();
+    const float* __restrict sh = shift_.data();
     // g = dy masked by the ReLU; one pass sums dbeta = sum g and dgamma = sum g * xhat (the two
     // halves of acc, so one ChannelSums call reads the tensors once).
     std::vector<double> sums;
     ChannelSums(rows, 2 * C, &sums, [&](int64_t r, float* __restrict acc) {
       const float* __restrict xr = xd + r * C;
-      const float* __restrict yr = yd + r * C;
       const float* __restrict dr = dyd + r * C;
       for (int64_t c = 0; c < C; ++c) {
-        const float gv = (!relu || yr[c] > 0) ? dr[c] : 0.0f;
+        const float v = Affine(xr[c], sc[c], sh[c]);
+        const float gv = (!relu || v > 0) ? dr[c] : 0.0f;
         acc[c] += gv;
         acc[C + c] += gv * ((xr[c] - mean[c]) * invstd[c]);
       }
@@ -160,11 +167,11 @@ class BatchNorm final : public Layer {
     ParallelRange(rows, 512, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const float* __restrict xr = xd + r * C;
-        const float* __restrict yr = yd + r * C;
         const float* __restrict dr = dyd + r * C;
         float* __restrict o = dxd + r * C;
         for (int64_t c = 0; c < C; ++c) {
-          const float gv = (!relu || yr[c] > 0) ? dr[c] : 0.0f;
+          const float v = Affine(xr[c], sc[c], sh[c]);
+        const float gv = (!relu || v > 0) ? dr[c] : 0.0f;
           const float xhat = (xr[c] - mean[c]) * invstd[c];
           o[c] = kp[c] * (gv - mbp[c] - xhat * mgp[c]);
         }
@@ -179,6 +186,7 @@ class BatchNorm final : public Layer {
   BnState* state_;
   bool training_ = true;
   std::vector<float> mean_, invstd_;
+  std::vector<float> scale_, shift_;  // y = Affine(x, scale, shift), then the ReLU if fused
 };
 
 }  // namespace

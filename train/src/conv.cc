@@ -1,4 +1,5 @@
-// Convolution by im2col + GEMM on NHWC activations and (KH, KW, Cin, Cout) weights.
+// Convolution on NHWC activations and (KH, KW, Cin, Cout) weights: the direct kernels of
+// direct_conv.h where they apply (stride 1 or 2, Cout a multiple of 16), else im2col + GEMM.
 //
 // Output rows r = (n, oh, ow) are cut into tiles of `TileRows(K)` rows, K = KH * KW * Cin, so a
 // tile's im2col matrix col (rows, K) stays in L2 while Eigen multiplies it:
@@ -87,24 +88,15 @@ class Conv2d final : public Layer {
   std::string_view type() const override { return "conv2d"; }
 
   // in[0] x: (N, H, W, Cin) -> out y: (N, Ho, Wo, Cout)
-  void Forward(std::span<const Tensor* const> in, Tensor* out, bool training) override {
+  void Forward(std::span<const Tensor* const> in, Tensor* out, bool) override {
     const Tensor& x = *in[0];
     const Geometry g = Geo(x);
     out->Resize({g.n, g.ho, g.wo, g.co});
     const int64_t rows = g.n * g.rows_per_image(), K = g.cols(), tile = TileRows(K);
     const int64_t tiles = (rows + tile - 1) / tile;
     CMap w(w_->value.data(), K, g.co);
-    padded_valid_ = false;
-    if (DirectForward()) {
-      // Training keeps the padded input for the weight gradient (one tensor more per conv, one
-      // pass less in backward).
-      thread_local std::vector<float> eval_xp;
-      std::vector<float>& xp = training ? padded_ : eval_xp;
-      xp.resize(g.n * (g.h + 2 * g.pad) * (g.w + 2 * g.pad) * g.ci);
-      PadNhwc(x.data(), g.n, g.h, g.w, g.ci, g.pad, xp.data());
-      padded_valid_ = training;
-      DirectConvStride1(xp.data(), g.n, g.h + 2 * g.pad, g.w + 2 * g.pad, g.ci, w_->value.data(),
-                        g.k, g.co, out->data());
+    if (UseDirect(g)) {
+      DirectConv(x.data(), Shape(g), w_->value.data(), out->data());
       if (b_) Map(out->data(), rows, g.co).rowwise() +=
           Eigen::Map<const Eigen::RowVectorXf>(b_->value.data(), g.co);
       return;
@@ -130,31 +122,21 @@ class Conv2d final : public Layer {
   void Backward(std::span<const Tensor* const> in, const Tensor&, const Tensor& dout,
                 std::span<Tensor* const> din) override {
     const Tensor& x = *in[0];
-    Tensor* dx = din[0];
     const Geometry g = Geo(x);
-    // The input gradient of a stride-1 convolution is a stride-1 convolution of dy, padded by
-    // k - 1 - p, with the kernel flipped and its channel axes swapped; done directly after the
-    // weight gradient when the channel counts suit the kernel.
-    Tensor* direct_dx = nullptr;
-    if (dx && DirectBackward(g)) std::swap(dx, direct_dx);
+    // The direct kernels take the weight gradient when the channel counts suit them, and the
+    // input gradient of a stride-1 convolution, which is a stride-1 convolution of dy padded by
+    // k - 1 - p with the kernel flipped and its channel axes swapped. im2col + GEMM does the rest.
+    const bool direct_w = UseDirect(g) && DirectWeightGradSupported(Shape(g));
+    const bool direct_dx = din[0] && DirectInputGrad(g);
+    Tensor* dx = direct_dx ? nullptr : din[0];
     const int64_t K = g.cols(), hw = g.rows_per_image(), tile = TileRows(K);
-    if (dx) dx->Resize(x.shape());
     // Groups: at most 32, fewer when the weight is large (each group holds a dW partial).
     const int64_t weight_size = K * g.co + g.co;  // dW, then db
     const int64_t groups = std::clamp<int64_t>((int64_t{64} << 20) / (weight_size * 4), 1,
                                                std::min<int64_t>(32, g.n));
-    CMap w(w_->value.data(), K, g.co);
-    if (!dx && DirectWeightGrad(g)) {
-      // Direct weight gradient (and the input gradient below, when needed).
-      const int64_t hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad;
-      std::vector<float>& xp = padded_;
-      if (!padded_valid_ || static_cast<int64_t>(xp.size()) != g.n * hp * wp * g.ci) {
-        xp.resize(g.n * hp * wp * g.ci);
-        PadNhwc(x.data(), g.n, g.h, g.w, g.ci, g.pad, xp.data());
-      }
+    if (direct_w) {
       partials_.resize(groups * K * g.co);
-      DirectConvWeightGradStride1(xp.data(), g.n, hp, wp, g.ci, dout.data(), g.k, g.co, groups,
-                                  partials_.data());
+      DirectConvWeightGrad(x.data(), Shape(g), dout.data(), groups, partials_.data());
       float* grad = w_->grad.data();
       for (int64_t p = 0; p < groups; ++p) {
         const float* part = partials_.data() + p * K * g.co;
@@ -167,28 +149,33 @@ class Conv2d final : public Layer {
           for (int64_t c = 0; c < g.co; ++c) db[c] += dout[r * g.co + c];
         for (int64_t c = 0; c < g.co; ++c) b_->grad[c] += static_cast<float>(db[c]);
       }
-      if (direct_dx) InputGradDirect(g, dout, direct_dx);
-      return;
     }
-    partials_.resize(groups * weight_size);
+    if (direct_dx) InputGradDirect(g, dout, din[0]);
+    if (direct_w && !dx) return;
+    if (dx) dx->Resize(x.shape());
+    CMap w(w_->value.data(), K, g.co);
+    if (!direct_w) partials_.resize(groups * weight_size);
     ParallelParts(g.n, groups, [&](int64_t p, int64_t n0, int64_t n1) {
       thread_local std::vector<float> col, dcol;
-      Map dw(partials_.data() + p * weight_size, K, g.co);
-      Eigen::Map<Eigen::RowVectorXf> db(partials_.data() + p * weight_size + K * g.co, g.co);
+      Map dw(partials_.data() + p * weight_size, direct_w ? 0 : K, g.co);
+      Eigen::Map<Eigen::RowVectorXf> db(partials_.data() + p * weight_size + K * g.co,
+                                        direct_w ? 0 : g.co);
       dw.setZero();
       db.setZero();
       if (dx) std::memset(dx->data() + n0 * g.h * g.w * g.ci, 0, (n1 - n0) * g.h * g.w * g.ci * 4);
       for (int64_t r0 = n0 * hw; r0 < n1 * hw; r0 += tile) {
         const int64_t r1 = std::min(n1 * hw, r0 + tile), m = r1 - r0;
-        const float* a = x.data() + r0 * K;
-        if (!Pointwise()) {
-          col.resize(tile * K);
-          Im2Col(x.data(), g, r0, r1, col.data());
-          a = col.data();
-        }
         CMap dy(dout.data() + r0 * g.co, m, g.co);
-        dw.noalias() += CMap(a, m, K).transpose() * dy;
-        if (b_) db += dy.colwise().sum();
+        if (!direct_w) {
+          const float* a = x.data() + r0 * K;
+          if (!Pointwise()) {
+            col.resize(tile * K);
+            Im2Col(x.data(), g, r0, r1, col.data());
+            a = col.data();
+          }
+          dw.noalias() += CMap(a, m, K).transpose() * dy;
+          if (b_) db += dy.colwise().sum();
+        }
         if (!dx) continue;
         if (Pointwise()) {
           Map(dx->data() + r0 * K, m, K).noalias() = dy * w.transpose();
@@ -199,7 +186,7 @@ class Conv2d final : public Layer {
         }
       }
     });
-    if (direct_dx) InputGradDirect(g, dout, direct_dx);
+    if (direct_w) return;
     float* grad = w_->grad.data();
     for (int64_t p = 0; p < std::min(groups, g.n); ++p) {
       const float* part = partials_.data() + p * weight_size;
@@ -214,8 +201,8 @@ class Conv2d final : public Layer {
   }
 
   // dx: (N, H, W, Cin) <- dy convolved with the flipped, transposed kernel (stride 1).
-  void InputGradDirect(const Geometry& g, const Tensor& dout, Tensor* direct_dx) {
-    const int64_t k = g.k, q = k - 1 - g.pad;
+  void InputGradDirect(const Geometry& g, const Tensor& dout, Tensor* dx) {
+    const int64_t k = g.k;
     flipped_.resize(k * k * g.co * g.ci);
     const float* wv = w_->value.data();
     for (int64_t kh = 0; kh < k; ++kh)
@@ -224,28 +211,28 @@ class Conv2d final : public Layer {
           for (int64_t o = 0; o < g.co; ++o)
             flipped_[((kh * k + kw) * g.co + o) * g.ci + i] =
                 wv[(((k - 1 - kh) * k + (k - 1 - kw)) * g.ci + i) * g.co + o];
-    thread_local std::vector<float> dyp;
-    dyp.resize(g.n * (g.ho + 2 * q) * (g.wo + 2 * q) * g.co);
-    PadNhwc(dout.data(), g.n, g.ho, g.wo, g.co, q, dyp.data());
-    direct_dx->Resize({g.n, g.h, g.w, g.ci});
-    DirectConvStride1(dyp.data(), g.n, g.ho + 2 * q, g.wo + 2 * q, g.co, flipped_.data(), k, g.ci,
-                      direct_dx->data());
+    dx->Resize({g.n, g.h, g.w, g.ci});
+    DirectConv(dout.data(), InputGradShape(g), flipped_.data(), dx->data());
   }
 
  private:
   bool Pointwise() const { return spec_.kernel == 1 && spec_.stride == 1 && spec_.padding == 0; }
-  // The direct kernels need stride 1, a 16-multiple of output channels, and a kernel larger than
-  // 1x1 (a 1x1 is already a plain GEMM).
-  bool DirectForward() const {
-    return spec_.stride == 1 && spec_.kernel > 1 && spec_.out_channels % 16 == 0 &&
-           spec_.padding < spec_.kernel;
+  static DirectShape Shape(const Geometry& g) {
+    return {g.n, g.h, g.w, g.ci, g.k, g.stride, g.pad, g.co};
   }
-  bool DirectWeightGrad(const Geometry& g) const {
-    return spec_.stride == 1 && spec_.kernel > 1 && spec_.padding < spec_.kernel &&
-           DirectWeightGradSupported(g.ci, g.co);
+  // The input gradient as a convolution: dy (N, Ho, Wo, Cout), padded by k - 1 - p, to Cin.
+  static DirectShape InputGradShape(const Geometry& g) {
+    return {g.n, g.ho, g.wo, g.co, g.k, 1, g.k - 1 - g.pad, g.ci};
   }
-  bool DirectBackward(const Geometry& g) const {
-    return spec_.stride == 1 && spec_.kernel > 1 && g.ci % 16 == 0 && spec_.padding < spec_.kernel;
+  // The direct kernels for the forward pass and the weight gradient. A 1x1 convolution with many
+  // input channels is a GEMM Eigen already runs well; small ones (and strided ones, which would
+  // need a gather) go direct.
+  static bool UseDirect(const Geometry& g) {
+    return DirectConvSupported(Shape(g)) && (g.k > 1 || g.ci <= 64);
+  }
+  static bool DirectInputGrad(const Geometry& g) {
+    return g.stride == 1 && g.pad < g.k && DirectConvSupported(InputGradShape(g)) &&
+           (g.k > 1 || g.co <= 64);
   }
   Geometry Geo(const Tensor& x) const {
     Geometry g;
@@ -261,8 +248,6 @@ class Conv2d final : public Layer {
   Param* b_;  // null: no bias
   std::vector<float> partials_;
   std::vector<float> flipped_;  // the input-gradient kernel: (k, k, Cout, Cin), flipped
-  std::vector<float> padded_;   // the last training forward's padded input (direct path)
-  bool padded_valid_ = false;
 };
 
 }  // namespace

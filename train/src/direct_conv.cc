@@ -11,6 +11,8 @@ namespace {
 
 typedef float v16 __attribute__((vector_size(64)));
 
+constexpr int64_t kMaxKernel = 16;
+
 inline v16 Load(const float* p) {
   v16 v;
   std::memcpy(&v, p, sizeof(v));
@@ -20,20 +22,32 @@ inline void Store(float* p, v16 v) { std::memcpy(p, &v, sizeof(v)); }
 // (Not `v16{} + s`: that is a real addition of +0.0, one more instruction per broadcast.)
 inline v16 Broadcast(float s) { return v16{s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s}; }
 
-// One tile: WB pixels (stride ci in xp, stride co in y) x CB vectors of output channels. CI > 0
-// fixes the input channel count at compile time, so pixel offsets become immediates.
-template <int WB, int CB, int CI>
-inline void Tile(const float* xp, int64_t row_stride, int64_t ci_runtime, const float* w, int64_t k,
-                 int64_t co, float* y) {
+// [lo, hi): the output positions o in [0, out) whose input position o * stride + off lies in
+// [0, in).
+inline void ValidRange(int64_t out, int64_t in, int64_t stride, int64_t off, int64_t* lo,
+                       int64_t* hi) {
+  *lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  *hi = in - 1 - off < 0 ? 0 : std::min(out, (in - 1 - off) / stride + 1);
+  if (*hi < *lo) *hi = *lo;
+}
+
+// One tile: WB output pixels (input pixel stride S * ci, output stride co) x CB vectors of output
+// channels, summed over kernel rows [kh0, kh1) (the others fall in the zero padding). rows[kh] is
+// the tile's input row for kernel row kh, in padded column coordinates; x_off the tile's first
+// column offset in it. CI > 0 fixes the input channel count at compile time, so pixel offsets
+// become immediates.
+template <int WB, int CB, int CI, int S>
+void Tile(const float* const* rows, int64_t kh0, int64_t kh1, int64_t x_off, int64_t ci_runtime,
+          const float* w, int64_t k, int64_t co, float* y) {
   const int64_t ci = CI > 0 ? CI : ci_runtime;
   v16 acc[WB][CB];
 #pragma GCC unroll 32
   for (int p = 0; p < WB; ++p)
 #pragma GCC unroll 4
     for (int c = 0; c < CB; ++c) acc[p][c] = v16{};
-  for (int64_t kh = 0; kh < k; ++kh) {
+  for (int64_t kh = kh0; kh < kh1; ++kh) {
     for (int64_t kw = 0; kw < k; ++kw) {
-      const float* xr = xp + kh * row_stride + kw * ci;
+      const float* xr = rows[kh] + x_off + kw * ci;
       const float* wk = w + (kh * k + kw) * ci * co;
       for (int64_t i = 0; i < ci; ++i) {
         v16 wv[CB];
@@ -41,7 +55,7 @@ inline void Tile(const float* xp, int64_t row_stride, int64_t ci_runtime, const 
         for (int c = 0; c < CB; ++c) wv[c] = Load(wk + i * co + c * 16);
 #pragma GCC unroll 32
         for (int p = 0; p < WB; ++p) {
-          const v16 xb = Broadcast(xr[p * ci + i]);
+          const v16 xb = Broadcast(xr[p * S * ci + i]);
 #pragma GCC unroll 4
           for (int c = 0; c < CB; ++c) acc[p][c] += xb * wv[c];
         }
@@ -54,40 +68,48 @@ inline void Tile(const float* xp, int64_t row_stride, int64_t ci_runtime, const 
     for (int c = 0; c < CB; ++c) Store(y + p * co + c * 16, acc[p][c]);
 }
 
-using TileFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, float*);
+using TileFn = void (*)(const float* const*, int64_t, int64_t, int64_t, int64_t, const float*,
+                        int64_t, int64_t, float*);
 
-template <int CB, int CI>
+template <int CB, int CI, int S>
 TileFn PickTile(int wb) {
   switch (wb) {
-    case 28: if constexpr (CB == 1) return &Tile<28, 1, CI>; break;
-    case 16: if constexpr (CB == 1) return &Tile<16, 1, CI>; break;
-    case 14: if constexpr (CB <= 2) return &Tile<14, CB, CI>; break;
-    case 8: if constexpr (CB <= 2) return &Tile<8, CB, CI>; break;
-    case 7: return &Tile<7, CB, CI>;
-    case 4: return &Tile<4, CB, CI>;
-    case 1: return &Tile<1, CB, CI>;
+    case 28: if constexpr (CB == 1) return &Tile<28, 1, CI, S>; break;
+    case 16: if constexpr (CB == 1) return &Tile<16, 1, CI, S>; break;
+    case 14: if constexpr (CB <= 2) return &Tile<14, CB, CI, S>; break;
+    case 8: if constexpr (CB <= 2) return &Tile<8, CB, CI, S>; break;
+    case 7: return &Tile<7, CB, CI, S>;
+    case 4: return &Tile<4, CB, CI, S>;
+    case 1: return &Tile<1, CB, CI, S>;
   }
   return nullptr;
 }
 
-template <int CI>
+template <int CI, int S>
 TileFn PickCb(int cb, int wb) {
   switch (cb) {
-    case 1: return PickTile<1, CI>(wb);
-    case 2: return PickTile<2, CI>(wb);
-    case 4: return PickTile<4, CI>(wb);
+    case 1: return PickTile<1, CI, S>(wb);
+    case 2: return PickTile<2, CI, S>(wb);
+    case 4: return PickTile<4, CI, S>(wb);
   }
   return nullptr;
 }
 
-TileFn Pick(int cb, int wb, int64_t ci) {
+template <int S>
+TileFn PickCi(int cb, int wb, int64_t ci) {
   switch (ci) {
-    case 16: return PickCb<16>(cb, wb);
-    case 32: return PickCb<32>(cb, wb);
-    case 64: return PickCb<64>(cb, wb);
+    case 16: return PickCb<16, S>(cb, wb);
+    case 32: return PickCb<32, S>(cb, wb);
+    case 64: return PickCb<64, S>(cb, wb);
   }
-  return PickCb<0>(cb, wb);
+  return PickCb<0, S>(cb, wb);
 }
+
+TileFn Pick(int cb, int wb, int64_t ci, int64_t stride) {
+  return stride == 1 ? PickCi<1>(cb, wb, ci) : PickCi<2>(cb, wb, ci);
+}
+
+int VectorsPerTile(int64_t co) { return co % 64 == 0 ? 4 : co % 32 == 0 ? 2 : 1; }
 
 // The widest tile for this output width: one that divides it, else the widest that fits.
 int TileWidth(int cb, int64_t wo) {
@@ -102,73 +124,110 @@ int TileWidth(int cb, int64_t wo) {
 
 }  // namespace
 
-void PadNhwc(const float* src, int64_t n, int64_t h, int64_t w, int64_t c, int64_t p, float* dst) {
-  const int64_t hp = h + 2 * p, wp = w + 2 * p;
-  ParallelRange(n * hp, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t img = r / hp, row = r % hp;
-      float* d = dst + r * wp * c;
-      if (row < p || row >= h + p) {
-        std::memset(d, 0, wp * c * sizeof(float));
-        continue;
-      }
-      std::memset(d, 0, p * c * sizeof(float));
-      std::memcpy(d + p * c, src + ((img * h) + row - p) * w * c, w * c * sizeof(float));
-      std::memset(d + (p + w) * c, 0, p * c * sizeof(float));
-    }
-  });
+bool DirectConvSupported(const DirectShape& s) {
+  return s.co % 16 == 0 && (s.stride == 1 || s.stride == 2) && s.pad < s.k && s.k <= kMaxKernel &&
+         s.ho() > 0 && s.wo() > 0;
 }
 
-void DirectConvStride1(const float* xp, int64_t n, int64_t hp, int64_t wp, int64_t ci,
-                       const float* w, int64_t k, int64_t co, float* y) {
-  const int64_t ho = hp - k + 1, wo = wp - k + 1;
-  const int cb = co % 64 == 0 ? 4 : co % 32 == 0 ? 2 : 1;
+void DirectConv(const float* x, const DirectShape& s, const float* w, float* y) {
+  const int64_t ho = s.ho(), wo = s.wo(), k = s.k, ci = s.ci, co = s.co, pad = s.pad;
+  const int64_t stride = s.stride, wp = s.w + 2 * pad, slot = wp * ci;
+  const int cb = VectorsPerTile(co);
   const int wb = TileWidth(cb, wo);
-  const TileFn tile = Pick(cb, wb, ci), single = Pick(cb, 1, ci);
-  const int64_t row_stride = wp * ci;
-  ParallelRange(n * ho, 1, [&](int64_t r0, int64_t r1) {
+  const TileFn tile = Pick(cb, wb, ci, stride), single = Pick(cb, 1, ci, stride);
+  ParallelRange(s.n * ho, 1, [&](int64_t r0, int64_t r1) {
+    // With padding, input rows are copied into a ring of k zero-bordered rows: input row ih lives
+    // in slot ih % k, so one output row's k rows never collide and each row is copied once per
+    // run of consecutive output rows.
+    thread_local std::vector<float> ring;
+    thread_local std::vector<int64_t> tags;
+    if (pad > 0) {
+      ring.resize(k * slot);
+      tags.assign(k, -1);
+    }
+    const float* rows[kMaxKernel];
     for (int64_t r = r0; r < r1; ++r) {
-      const int64_t img = r / ho, oh = r % ho;
-      const float* xrow = xp + (img * hp + oh) * row_stride;
+      const int64_t img = r / ho, oh = r % ho, ih0 = oh * stride - pad;
+      const int64_t kh0 = std::max<int64_t>(0, -ih0), kh1 = std::min(k, s.h - ih0);
+      for (int64_t kh = kh0; kh < kh1; ++kh) {
+        const int64_t ih = ih0 + kh;
+        const float* src = x + (img * s.h + ih) * s.w * ci;
+        if (pad == 0) {
+          rows[kh] = src;
+          continue;
+        }
+        float* d = ring.data() + (ih % k) * slot;
+        if (tags[ih % k] != img * s.h + ih) {
+          std::memset(d, 0, pad * ci * sizeof(float));
+          std::memcpy(d + pad * ci, src, s.w * ci * sizeof(float));
+          std::memset(d + (pad + s.w) * ci, 0, pad * ci * sizeof(float));
+          tags[ih % k] = img * s.h + ih;
+        }
+        rows[kh] = d;
+      }
       float* yrow = y + r * wo * co;
       for (int64_t c0 = 0; c0 < co; c0 += cb * 16) {
         int64_t ow = 0;
-        for (; ow + wb <= wo; ow += wb) tile(xrow + ow * ci, row_stride, ci, w + c0, k, co, yrow + ow * co + c0);
-        for (; ow < wo; ++ow) single(xrow + ow * ci, row_stride, ci, w + c0, k, co, yrow + ow * co + c0);
+        for (; ow + wb <= wo; ow += wb)
+          tile(rows, kh0, kh1, ow * stride * ci, ci, w + c0, k, co, yrow + ow * co + c0);
+        for (; ow < wo; ++ow)
+          single(rows, kh0, kh1, ow * stride * ci, ci, w + c0, k, co, yrow + ow * co + c0);
       }
     }
   });
 }
 
-}  // namespace sluice::train
-
-namespace sluice::train {
 namespace {
 
-// dw[i][c] += sum over the pixels of `images` images of xp(pixel shifted by kh, kw)[i] * dy[c], for
-// CIB input channels x CB output vectors.
-template <int CIB, int CB, int CI>
-void WeightGradTile(const float* xp, const float* dy, int64_t images, int64_t ho, int64_t wo,
-                    int64_t hp, int64_t wp, int64_t ci_runtime, int64_t co, float* dw) {
-  const int64_t ci = CI > 0 ? CI : ci_runtime;
-  v16 acc[CIB][CB];
-#pragma GCC unroll 16
-  for (int i = 0; i < CIB; ++i)
+// One (kh, kw) tap's pixels for a block of CIB input channels x CB output vectors:
+// dw[i][c] += sum over images, over output rows [oh0, oh1) and columns [ow0, ow1) (the ones whose
+// input pixel (oh * S + ih_off, ow * S + iw_off) is inside the image) of x[i] * dy[c].
+struct TapRange {
+  int64_t images, oh0, oh1, ow0, ow1, ih_off, iw_off;
+};
+
+// U pixels go to U separate accumulator sets (summed at the end, in order) when CIB x CB alone is
+// too few independent chains to hide the FMA latency (a 3-channel input).
+template <int CIB, int CB, int CI, int S, int U = 1>
+void WeightGradTile(const float* x, const float* dy, const DirectShape& s, const TapRange& t,
+                    float* dw) {
+  const int64_t ci = CI > 0 ? CI : s.ci, co = s.co, ho = s.ho(), wo = s.wo();
+  const int64_t pixels = t.ow1 - t.ow0;
+  v16 acc[U][CIB][CB];
 #pragma GCC unroll 4
-    for (int c = 0; c < CB; ++c) acc[i][c] = v16{};
-  for (int64_t img = 0; img < images; ++img) {
-    for (int64_t oh = 0; oh < ho; ++oh) {
-      const float* xr = xp + ((img * hp + oh) * wp) * ci;
-      const float* dr = dy + ((img * ho + oh) * wo) * co;
-      for (int64_t ow = 0; ow < wo; ++ow) {
+  for (int u = 0; u < U; ++u)
+#pragma GCC unroll 16
+    for (int i = 0; i < CIB; ++i)
+#pragma GCC unroll 4
+      for (int c = 0; c < CB; ++c) acc[u][i][c] = v16{};
+  for (int64_t img = 0; img < t.images; ++img) {
+    for (int64_t oh = t.oh0; oh < t.oh1; ++oh) {
+      const float* xr = x + ((img * s.h + oh * S + t.ih_off) * s.w + t.ow0 * S + t.iw_off) * ci;
+      const float* dr = dy + ((img * ho + oh) * wo + t.ow0) * co;
+      int64_t ow = 0;
+      for (; ow + U <= pixels; ow += U) {
+#pragma GCC unroll 4
+        for (int u = 0; u < U; ++u) {
+          v16 d[CB];
+#pragma GCC unroll 4
+          for (int c = 0; c < CB; ++c) d[c] = Load(dr + (ow + u) * co + c * 16);
+#pragma GCC unroll 16
+          for (int i = 0; i < CIB; ++i) {
+            const v16 xb = Broadcast(xr[(ow + u) * S * ci + i]);
+#pragma GCC unroll 4
+            for (int c = 0; c < CB; ++c) acc[u][i][c] += xb * d[c];
+          }
+        }
+      }
+      for (; ow < pixels; ++ow) {
         v16 d[CB];
 #pragma GCC unroll 4
         for (int c = 0; c < CB; ++c) d[c] = Load(dr + ow * co + c * 16);
 #pragma GCC unroll 16
         for (int i = 0; i < CIB; ++i) {
-          const v16 xb = Broadcast(xr[ow * ci + i]);
+          const v16 xb = Broadcast(xr[ow * S * ci + i]);
 #pragma GCC unroll 4
-          for (int c = 0; c < CB; ++c) acc[i][c] += xb * d[c];
+          for (int c = 0; c < CB; ++c) acc[0][i][c] += xb * d[c];
         }
       }
     }
@@ -176,53 +235,79 @@ void WeightGradTile(const float* xp, const float* dy, int64_t images, int64_t ho
 #pragma GCC unroll 16
   for (int i = 0; i < CIB; ++i)
 #pragma GCC unroll 4
-    for (int c = 0; c < CB; ++c) Store(dw + i * co + c * 16, Load(dw + i * co + c * 16) + acc[i][c]);
+    for (int c = 0; c < CB; ++c) {
+      v16 sum = acc[0][i][c];
+#pragma GCC unroll 4
+      for (int u = 1; u < U; ++u) sum += acc[u][i][c];
+      Store(dw + i * co + c * 16, Load(dw + i * co + c * 16) + sum);
+    }
 }
 
-using WgradFn = void (*)(const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t,
-                         int64_t, int64_t, float*);
+using WgradFn = void (*)(const float*, const float*, const DirectShape&, const TapRange&, float*);
 
-template <int CI>
-WgradFn PickWgradCi(int cb) {
+template <int CI, int S>
+WgradFn PickWgradCb(int cb) {
   switch (cb) {
-    case 1: return &WeightGradTile<16, 1, CI>;
-    case 2: return &WeightGradTile<8, 2, CI>;
-    case 4: return &WeightGradTile<4, 4, CI>;
+    case 1: return &WeightGradTile<16, 1, CI, S>;
+    case 2: return &WeightGradTile<8, 2, CI, S>;
+    case 4: return &WeightGradTile<4, 4, CI, S>;
   }
   return nullptr;
 }
 
-int WgradCb(int64_t co) { return co % 64 == 0 ? 4 : co % 32 == 0 ? 2 : 1; }
-int WgradCib(int cb) { return cb == 1 ? 16 : cb == 2 ? 8 : 4; }
+template <int S>
+WgradFn PickWgradCi(int cb, int64_t ci) {
+  if (ci == 3) {  // an RGB input: all 3 channels in one block
+    switch (cb) {
+      case 1: return &WeightGradTile<3, 1, 3, S, 4>;
+      case 2: return &WeightGradTile<3, 2, 3, S, 2>;
+      case 4: return &WeightGradTile<3, 4, 3, S, 1>;
+    }
+  }
+  switch (ci) {
+    case 16: return PickWgradCb<16, S>(cb);
+    case 32: return PickWgradCb<32, S>(cb);
+    case 64: return PickWgradCb<64, S>(cb);
+  }
+  return PickWgradCb<0, S>(cb);
+}
+
+int WgradCib(int cb, int64_t ci) { return ci == 3 ? 3 : cb == 1 ? 16 : cb == 2 ? 8 : 4; }
 
 }  // namespace
 
-bool DirectWeightGradSupported(int64_t ci, int64_t co) {
-  return co % 16 == 0 && ci % WgradCib(WgradCb(co)) == 0;
+bool DirectWeightGradSupported(const DirectShape& s) {
+  return DirectConvSupported(s) && s.ci % WgradCib(VectorsPerTile(s.co), s.ci) == 0;
 }
 
-void DirectConvWeightGradStride1(const float* xp, int64_t n, int64_t hp, int64_t wp, int64_t ci,
-                                 const float* dy, int64_t k, int64_t co, int64_t parts,
-                                 float* partials) {
-  const int64_t ho = hp - k + 1, wo = wp - k + 1, wsize = k * k * ci * co;
-  const int cb = WgradCb(co), cib = WgradCib(cb);
-  WgradFn fn = ci == 16 ? PickWgradCi<16>(cb)
-               : ci == 32 ? PickWgradCi<32>(cb)
-               : ci == 64 ? PickWgradCi<64>(cb)
-                          : PickWgradCi<0>(cb);
-  ParallelParts(n, parts, [&](int64_t p, int64_t n0, int64_t n1) {
+void DirectConvWeightGrad(const float* x, const DirectShape& s, const float* dy, int64_t parts,
+                          float* partials) {
+  const int64_t k = s.k, ci = s.ci, co = s.co, ho = s.ho(), wo = s.wo(), wsize = k * k * ci * co;
+  const int cb = VectorsPerTile(co), cib = WgradCib(cb, ci);
+  const WgradFn fn = s.stride == 1 ? PickWgradCi<1>(cb, ci) : PickWgradCi<2>(cb, ci);
+  ParallelParts(s.n, parts, [&](int64_t p, int64_t n0, int64_t n1) {
     float* dw = partials + p * wsize;
     std::memset(dw, 0, wsize * sizeof(float));
-    // Small image groups keep this part's xp and dy rows in L2 across the k*k*blocks passes.
-    const int64_t step = std::max<int64_t>(1, (int64_t{256} << 10) / ((hp * wp * ci + ho * wo * co) * 4));
+    // Small image groups keep this part's x and dy rows in L2 across the k*k*blocks passes.
+    const int64_t step =
+        std::max<int64_t>(1, (int64_t{256} << 10) / ((s.h * s.w * ci + ho * wo * co) * 4));
     for (int64_t g0 = n0; g0 < n1; g0 += step) {
       const int64_t g1 = std::min(n1, g0 + step);
-      for (int64_t kh = 0; kh < k; ++kh)
-        for (int64_t kw = 0; kw < k; ++kw)
+      TapRange t;
+      t.images = g1 - g0;
+      for (int64_t kh = 0; kh < k; ++kh) {
+        t.ih_off = kh - s.pad;
+        ValidRange(ho, s.h, s.stride, t.ih_off, &t.oh0, &t.oh1);
+        for (int64_t kw = 0; kw < k; ++kw) {
+          t.iw_off = kw - s.pad;
+          ValidRange(wo, s.w, s.stride, t.iw_off, &t.ow0, &t.ow1);
+          if (t.oh0 == t.oh1 || t.ow0 == t.ow1) continue;
           for (int64_t i0 = 0; i0 < ci; i0 += cib)
             for (int64_t c0 = 0; c0 < co; c0 += cb * 16)
-              fn(xp + ((g0 * hp + kh) * wp + kw) * ci + i0, dy + g0 * ho * wo * co + c0, g1 - g0, ho,
-                 wo, hp, wp, ci, co, dw + ((kh * k + kw) * ci + i0) * co + c0);
+              fn(x + g0 * s.h * s.w * ci + i0, dy + g0 * ho * wo * co + c0, s, t,
+                 dw + ((kh * k + kw) * ci + i0) * co + c0);
+        }
+      }
     }
   });
 }
