@@ -103,3 +103,64 @@ BENCHMARK(BM_GemmPeak)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1)
 
 }  // namespace
 }  // namespace sluice::train
+
+namespace sluice::train {
+namespace {
+
+// One layer of ResNet-20's shapes at batch 128: a 3x3 stride-1 convolution of `c` channels on a
+// `hw` x `hw` map, arg 2 picking the pass (0 forward, 1 weight gradient only, 2 weight and input
+// gradients), or its batch norm + ReLU (BM_BatchNormRelu, arg 2: 0 forward, 1 backward).
+void ConvOrBn(benchmark::State& state, bool conv) {
+  const int64_t c = state.range(0), hw = state.range(1), pass = state.range(2), n = 128;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  Tensor x({n, hw, hw, c}), dy({n, hw, hw, c}), y, dx;
+  for (int64_t i = 0; i < x.size(); ++i) x[i] = normal(rng), dy[i] = normal(rng);
+  Param w, gamma, beta;
+  BnState bn;
+  std::unique_ptr<Layer> layer;
+  if (conv) {
+    w.value = Tensor({3, 3, c, c});
+    for (int64_t i = 0; i < w.value.size(); ++i) w.value[i] = normal(rng) * 0.1f;
+    w.grad = Tensor(w.value.shape());
+    layer = MakeConv2d({c, c, 3, 1, 1}, &w);
+  } else {
+    gamma.value = Tensor({c}), beta.value = Tensor({c});
+    for (int64_t i = 0; i < c; ++i) gamma.value[i] = 1, beta.value[i] = 0.1f;
+    gamma.grad = Tensor({c}), beta.grad = Tensor({c});
+    bn.running_mean = Tensor({c}), bn.running_var = Tensor({c});
+    BatchNormSpec spec;
+    spec.channels = c;
+    spec.relu = true;
+    layer = MakeBatchNorm(spec, &gamma, &beta, &bn);
+  }
+  const Tensor* in[] = {&x};
+  Tensor* din[] = {pass == 1 && conv ? nullptr : &dx};
+  tbb::task_arena arena(Threads());
+  auto run = [&] {
+    arena.execute([&] {
+      if (pass == 0 || !conv) layer->Forward(in, &y, true);
+      if (pass > 0) layer->Backward(in, y, dy, din);
+    });
+  };
+  run();
+  for (auto _ : state) run();
+  const double macs = static_cast<double>(n) * hw * hw * c * c * 9 * (pass == 2 ? 2 : 1);
+  if (conv)
+    state.counters["GFLOP/s"] =
+        benchmark::Counter(2 * macs * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["GB/s"] = benchmark::Counter(x.size() * 4.0 * state.iterations(),
+                                              benchmark::Counter::kIsRate);
+}
+void BM_Conv3x3(benchmark::State& s) { ConvOrBn(s, true); }
+void BM_BatchNormRelu(benchmark::State& s) { ConvOrBn(s, false); }
+BENCHMARK(BM_Conv3x3)
+    ->ArgsProduct({{16}, {32}, {0, 1, 2}})
+    ->Args({32, 16, 0})->Args({32, 16, 2})->Args({64, 8, 0})->Args({64, 8, 2})
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
+BENCHMARK(BM_BatchNormRelu)
+    ->ArgsProduct({{16}, {32}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
+
+}  // namespace
+}  // namespace sluice::train

@@ -6,6 +6,8 @@
 // computed in the same pass from values shifted by the first row (no E[x^2] - E[x]^2 cancellation
 // when the mean is large against the spread).
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "parallel.h"
@@ -17,26 +19,103 @@ namespace {
 constexpr int64_t kParts = 32;
 constexpr int64_t kBlock = 256;
 
-// The normalization as one fused multiply-add, the same instruction in forward and backward.
-inline float Affine(float x, float scale, float shift) { return std::fma(x, scale, shift); }
+typedef float v16 __attribute__((vector_size(64)));
 
-// sums[c] = sum over rows of f(row, c), deterministically. f is called with (row pointer index r).
-template <typename RowFn>
-void ChannelSums(int64_t rows, int64_t channels, std::vector<double>* sums, RowFn&& row_fn) {
-  const int64_t parts = std::max<int64_t>(1, std::min(kParts, rows));
-  std::vector<double> partial(parts * channels, 0.0);
-  ParallelParts(rows, parts, [&](int64_t p, int64_t r0, int64_t r1) {
-    std::vector<float> block(channels);
-    double* acc = partial.data() + p * channels;
-    for (int64_t b = r0; b < r1; b += kBlock) {
-      std::fill(block.begin(), block.end(), 0.0f);
-      for (int64_t r = b; r < std::min(r1, b + kBlock); ++r) row_fn(r, block.data());
-      for (int64_t c = 0; c < channels; ++c) acc[c] += block[c];
+inline v16 Load16(const float* p) {
+  v16 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// The normalization as one fused multiply-add with exact rounding: the forward pass and the
+// backward pass's ReLU mask compute the same value.
+inline float Affine(float x, float scale, float shift) { return std::fma(x, scale, shift); }
+inline v16 Affine(v16 x, v16 scale, v16 shift) {
+  v16 r;
+  for (int i = 0; i < 16; ++i) r[i] = std::fma(x[i], scale[i], shift[i]);
+  return r;
+}
+// g where v > 0, else 0.
+inline float IfPositive(float v, float g) { return v > 0 ? g : 0.0f; }
+inline v16 IfPositive(v16 v, v16 g) { return v > v16{} ? g : v16{}; }
+
+// Loads the accumulator type from p: one float, or a v16 of 16 consecutive channels.
+template <typename T>
+inline T Ld(const float* p) {
+  if constexpr (sizeof(T) == sizeof(float)) return *p;
+  else return Load16(p);
+}
+
+template <typename T>
+inline void St(float* p, T v) {
+  if constexpr (sizeof(T) == sizeof(float)) *p = v;
+  else std::memcpy(p, &v, sizeof(v));
+}
+
+// fn(r, c, T{}) over all rows and channels, in parallel: T = v16 for channels [c, c + 16) when C
+// is a multiple of 16, else float for channel c.
+template <typename Fn>
+void ForEachElement(int64_t rows, int64_t channels, Fn&& fn) {
+  ParallelRange(rows, 512, [&](int64_t r0, int64_t r1) {
+    if (channels % 16 == 0) {
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = 0; c < channels; c += 16) fn(r, c, v16{});
+    } else {
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = 0; c < channels; ++c) fn(r, c, 0.0f);
     }
   });
-  sums->assign(channels, 0.0);
+}
+
+// Rows [b, e) for NV 16-channel vectors from channel c0, in registers.
+template <int NV, typename Fn>
+void VectorBlock(int64_t b, int64_t e, int64_t c0, int64_t channels, Fn& fn, double* acc) {
+  v16 s1[NV], s2[NV];
+  for (int v = 0; v < NV; ++v) s1[v] = s2[v] = v16{};
+  for (int64_t r = b; r < e; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) fn(r, c0 + 16 * v, s1[v], s2[v]);
+  for (int v = 0; v < NV; ++v)
+    for (int l = 0; l < 16; ++l) {
+      acc[c0 + 16 * v + l] += s1[v][l];
+      acc[channels + c0 + 16 * v + l] += s2[v][l];
+    }
+}
+
+// (*sums)[c] and (*sums)[C + c] = the sums over rows of the two terms fn(r, c, s1, s2) adds,
+// deterministically. fn is generic over the accumulator type: a float for channel c, or a v16 for
+// channels [c, c + 16) (used when C is a multiple of 16). Either way each channel is summed in
+// row order in float within a block of kBlock rows, the blocks in double.
+template <typename Fn>
+void ChannelSums(int64_t rows, int64_t channels, std::vector<double>* sums, Fn&& fn) {
+  const int64_t parts = std::max<int64_t>(1, std::min(kParts, rows));
+  std::vector<double> partial(parts * 2 * channels, 0.0);
+  ParallelParts(rows, parts, [&](int64_t p, int64_t r0, int64_t r1) {
+    double* acc = partial.data() + p * 2 * channels;
+    std::vector<float> s1, s2;
+    for (int64_t b = r0; b < r1; b += kBlock) {
+      const int64_t e = std::min(r1, b + kBlock);
+      if (channels % 16 == 0) {
+        for (int64_t c0 = 0; c0 < channels; c0 += 64) {
+          switch (std::min<int64_t>(4, (channels - c0) / 16)) {
+            case 1: VectorBlock<1>(b, e, c0, channels, fn, acc); break;
+            case 2: VectorBlock<2>(b, e, c0, channels, fn, acc); break;
+            case 3: VectorBlock<3>(b, e, c0, channels, fn, acc); break;
+            default: VectorBlock<4>(b, e, c0, channels, fn, acc); break;
+          }
+        }
+        continue;
+      }
+      s1.assign(channels, 0.0f);
+      s2.assign(channels, 0.0f);
+      for (int64_t r = b; r < e; ++r)
+        for (int64_t c = 0; c < channels; ++c) fn(r, c, s1[c], s2[c]);
+      for (int64_t c = 0; c < channels; ++c) acc[c] += s1[c], acc[channels + c] += s2[c];
+    }
+  });
+  sums->assign(2 * channels, 0.0);
   for (int64_t p = 0; p < parts; ++p)
-    for (int64_t c = 0; c < channels; ++c) (*sums)[c] += partial[p * channels + c];
+    for (int64_t c = 0; c < 2 * channels; ++c) (*sums)[c] += partial[p * 2 * channels + c];
 }
 
 class BatchNorm final : public Layer {
@@ -62,13 +141,11 @@ class BatchNorm final : public Layer {
       const float* xd = x.data();
       std::vector<float> shift_row(xd, xd + C);
       const float* __restrict sh0 = shift_row.data();
-      ChannelSums(rows, 2 * C, &sums, [&](int64_t r, float* __restrict acc) {
-        const float* __restrict row = xd + r * C;
-        for (int64_t c = 0; c < C; ++c) {
-          const float d = row[c] - sh0[c];
-          acc[c] += d;
-          acc[C + c] += d * d;
-        }
+      ChannelSums(rows, C, &sums, [&](int64_t r, int64_t c, auto& s1, auto& s2) {
+        using T = std::decay_t<decltype(s1)>;
+        const T d = Ld<T>(xd + r * C + c) - Ld<T>(sh0 + c);
+        s1 += d;
+        s2 += d * d;
       });
       std::vector<double> sq(C);
       for (int64_t c = 0; c < C; ++c) {
@@ -104,15 +181,11 @@ class BatchNorm final : public Layer {
     const float* __restrict sh = shift_.data();
     const float* __restrict xd = x.data();
     float* __restrict yd = out->data();
-    ParallelRange(rows, 512, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const float* __restrict xr = xd + r * C;
-        float* __restrict yr = yd + r * C;
-        for (int64_t c = 0; c < C; ++c) {
-          const float v = Affine(xr[c], sc[c], sh[c]);
-          yr[c] = relu ? std::max(v, 0.0f) : v;
-        }
-      }
+    ForEachElement(rows, C, [&](int64_t r, int64_t c, auto tag) {
+      using T = decltype(tag);
+      T v = Affine(Ld<T>(xd + r * C + c), Ld<T>(sc + c), Ld<T>(sh + c));
+      if (relu) v = IfPositive(v, v);
+      St(yd + r * C + c, v);
     });
   }
 
@@ -133,15 +206,13 @@ class BatchNorm final : public Layer {
     // g = dy masked by the ReLU; one pass sums dbeta = sum g and dgamma = sum g * xhat (the two
     // halves of acc, so one ChannelSums call reads the tensors once).
     std::vector<double> sums;
-    ChannelSums(rows, 2 * C, &sums, [&](int64_t r, float* __restrict acc) {
-      const float* __restrict xr = xd + r * C;
-      const float* __restrict dr = dyd + r * C;
-      for (int64_t c = 0; c < C; ++c) {
-        const float v = Affine(xr[c], sc[c], sh[c]);
-        const float gv = (!relu || v > 0) ? dr[c] : 0.0f;
-        acc[c] += gv;
-        acc[C + c] += gv * ((xr[c] - mean[c]) * invstd[c]);
-      }
+    ChannelSums(rows, C, &sums, [&](int64_t r, int64_t c, auto& s1, auto& s2) {
+      using T = std::decay_t<decltype(s1)>;
+      const T xv = Ld<T>(xd + r * C + c);
+      T gv = Ld<T>(dyd + r * C + c);
+      if (relu) gv = IfPositive(Affine(xv, Ld<T>(sc + c), Ld<T>(sh + c)), gv);
+      s1 += gv;
+      s2 += gv * ((xv - Ld<T>(mean + c)) * Ld<T>(invstd + c));
     });
     float* gg = gamma_->grad.data();
     float* bg = beta_->grad.data();
@@ -164,18 +235,13 @@ class BatchNorm final : public Layer {
     const float* __restrict mbp = mb.data();
     const float* __restrict mgp = mg.data();
     float* __restrict dxd = dx->data();
-    ParallelRange(rows, 512, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const float* __restrict xr = xd + r * C;
-        const float* __restrict dr = dyd + r * C;
-        float* __restrict o = dxd + r * C;
-        for (int64_t c = 0; c < C; ++c) {
-          const float v = Affine(xr[c], sc[c], sh[c]);
-        const float gv = (!relu || v > 0) ? dr[c] : 0.0f;
-          const float xhat = (xr[c] - mean[c]) * invstd[c];
-          o[c] = kp[c] * (gv - mbp[c] - xhat * mgp[c]);
-        }
-      }
+    ForEachElement(rows, C, [&](int64_t r, int64_t c, auto tag) {
+      using T = decltype(tag);
+      const T xv = Ld<T>(xd + r * C + c);
+      T gv = Ld<T>(dyd + r * C + c);
+      if (relu) gv = IfPositive(Affine(xv, Ld<T>(sc + c), Ld<T>(sh + c)), gv);
+      const T xhat = (xv - Ld<T>(mean + c)) * Ld<T>(invstd + c);
+      St(dxd + r * C + c, Ld<T>(kp + c) * (gv - Ld<T>(mbp + c) - xhat * Ld<T>(mgp + c)));
     });
   }
 
