@@ -107,23 +107,27 @@ BENCHMARK(BM_GemmPeak)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1)
 namespace sluice::train {
 namespace {
 
-// One layer of ResNet-20's shapes at batch 128: a 3x3 stride-1 convolution of `c` channels on a
-// `hw` x `hw` map, arg 2 picking the pass (0 forward, 1 weight gradient only, 2 weight and input
-// gradients), or its batch norm + ReLU (BM_BatchNormRelu, arg 2: 0 forward, 1 backward).
+// One layer of ResNet-20's shapes at batch 128: a 3x3 convolution of `c` channels on a `hw` x `hw`
+// map, arg 2 picking the pass (0 forward, 1 weight gradient only, 2 weight and input gradients),
+// arg 3 the stride (stride 2 doubles the output channels, as a ResNet stage's first conv); or its
+// batch norm + ReLU (BM_BatchNormRelu, arg 2: 0 forward, 1 forward and backward).
 void ConvOrBn(benchmark::State& state, bool conv) {
   const int64_t c = state.range(0), hw = state.range(1), pass = state.range(2), n = 128;
+  const int64_t stride = conv ? state.range(3) : 1, co = c * stride, ho = hw / stride;
   std::mt19937 rng(1);
   std::normal_distribution<float> normal;
-  Tensor x({n, hw, hw, c}), dy({n, hw, hw, c}), y, dx;
-  for (int64_t i = 0; i < x.size(); ++i) x[i] = normal(rng), dy[i] = normal(rng);
+  Tensor x({n, hw, hw, c}), dy({n, ho, ho, co}), y, dx;
+  for (int64_t i = 0; i < x.size(); ++i) x[i] = normal(rng);
+  for (int64_t i = 0; i < dy.size(); ++i) dy[i] = normal(rng);
   Param w, gamma, beta;
   BnState bn;
   std::unique_ptr<Layer> layer;
   if (conv) {
-    w.value = Tensor({3, 3, c, c});
+    w.value = Tensor({3, 3, c, co});
     for (int64_t i = 0; i < w.value.size(); ++i) w.value[i] = normal(rng) * 0.1f;
     w.grad = Tensor(w.value.shape());
-    layer = MakeConv2d({c, c, 3, 1, 1}, &w);
+    layer = MakeConv2d({static_cast<int>(c), static_cast<int>(co), 3, static_cast<int>(stride), 1},
+                       &w);
   } else {
     gamma.value = Tensor({c}), beta.value = Tensor({c});
     for (int64_t i = 0; i < c; ++i) gamma.value[i] = 1, beta.value[i] = 0.1f;
@@ -145,7 +149,7 @@ void ConvOrBn(benchmark::State& state, bool conv) {
   };
   run();
   for (auto _ : state) run();
-  const double macs = static_cast<double>(n) * hw * hw * c * c * 9 * (pass == 2 ? 2 : 1);
+  const double macs = static_cast<double>(n) * ho * ho * c * co * 9 * (pass == 2 ? 2 : 1);
   if (conv)
     state.counters["GFLOP/s"] =
         benchmark::Counter(2 * macs * state.iterations(), benchmark::Counter::kIsRate);
@@ -155,8 +159,8 @@ void ConvOrBn(benchmark::State& state, bool conv) {
 void BM_Conv3x3(benchmark::State& s) { ConvOrBn(s, true); }
 void BM_BatchNormRelu(benchmark::State& s) { ConvOrBn(s, false); }
 BENCHMARK(BM_Conv3x3)
-    ->ArgsProduct({{16}, {32}, {0, 1, 2}})
-    ->Args({32, 16, 0})->Args({32, 16, 2})->Args({64, 8, 0})->Args({64, 8, 2})
+    ->ArgsProduct({{16}, {32}, {0, 1, 2}, {1, 2}})
+    ->Args({32, 16, 0, 1})->Args({32, 16, 2, 1})->Args({64, 8, 0, 1})->Args({64, 8, 2, 1})
     ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 BENCHMARK(BM_BatchNormRelu)
     ->ArgsProduct({{16}, {32}, {0, 1}})

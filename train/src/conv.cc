@@ -124,8 +124,9 @@ class Conv2d final : public Layer {
     const Tensor& x = *in[0];
     const Geometry g = Geo(x);
     // The direct kernels take the weight gradient when the channel counts suit them, and the
-    // input gradient of a stride-1 convolution, which is a stride-1 convolution of dy padded by
-    // k - 1 - p with the kernel flipped and its channel axes swapped. im2col + GEMM does the rest.
+    // input gradient when Cin is a multiple of 16: for stride 1 a stride-1 convolution of dy
+    // padded by k - 1 - p with the kernel flipped and its channel axes swapped, for larger strides
+    // per-tap products scattered back. im2col + GEMM does the rest.
     const bool direct_w = UseDirect(g) && DirectWeightGradSupported(Shape(g));
     const bool direct_dx = din[0] && DirectInputGrad(g);
     Tensor* dx = direct_dx ? nullptr : din[0];
@@ -200,19 +201,25 @@ class Conv2d final : public Layer {
     return out.dim(1) * out.dim(2) * out.dim(3) * spec_.kernel * spec_.kernel * in[0]->dim(3);
   }
 
-  // dx: (N, H, W, Cin) <- dy convolved with the flipped, transposed kernel (stride 1).
+  // dx: (N, H, W, Cin) <- stride 1: dy convolved with the flipped, transposed kernel; larger
+  // strides: each tap's dy x W^T scattered back (direct_conv.h).
   void InputGradDirect(const Geometry& g, const Tensor& dout, Tensor* dx) {
     const int64_t k = g.k;
-    flipped_.resize(k * k * g.co * g.ci);
+    const bool flip = g.stride == 1;
+    transposed_.resize(k * k * g.co * g.ci);
     const float* wv = w_->value.data();
     for (int64_t kh = 0; kh < k; ++kh)
-      for (int64_t kw = 0; kw < k; ++kw)
+      for (int64_t kw = 0; kw < k; ++kw) {
+        const int64_t src_tap = flip ? (k - 1 - kh) * k + (k - 1 - kw) : kh * k + kw;
         for (int64_t i = 0; i < g.ci; ++i)
           for (int64_t o = 0; o < g.co; ++o)
-            flipped_[((kh * k + kw) * g.co + o) * g.ci + i] =
-                wv[(((k - 1 - kh) * k + (k - 1 - kw)) * g.ci + i) * g.co + o];
+            transposed_[((kh * k + kw) * g.co + o) * g.ci + i] = wv[(src_tap * g.ci + i) * g.co + o];
+      }
     dx->Resize({g.n, g.h, g.w, g.ci});
-    DirectConv(dout.data(), InputGradShape(g), flipped_.data(), dx->data());
+    if (flip)
+      DirectConv(dout.data(), InputGradShape(g), transposed_.data(), dx->data());
+    else
+      DirectConvInputGradScatter(dout.data(), Shape(g), transposed_.data(), dx->data());
   }
 
  private:
@@ -231,8 +238,9 @@ class Conv2d final : public Layer {
     return DirectConvSupported(Shape(g)) && (g.k > 1 || g.ci <= 64);
   }
   static bool DirectInputGrad(const Geometry& g) {
-    return g.stride == 1 && g.pad < g.k && DirectConvSupported(InputGradShape(g)) &&
-           (g.k > 1 || g.co <= 64);
+    if (g.k == 1 && g.co > 64) return false;
+    if (g.stride == 1) return g.pad < g.k && DirectConvSupported(InputGradShape(g));
+    return DirectInputGradScatterSupported(Shape(g));
   }
   Geometry Geo(const Tensor& x) const {
     Geometry g;
@@ -247,7 +255,7 @@ class Conv2d final : public Layer {
   Param* w_;
   Param* b_;  // null: no bias
   std::vector<float> partials_;
-  std::vector<float> flipped_;  // the input-gradient kernel: (k, k, Cout, Cin), flipped
+  std::vector<float> transposed_;  // the input-gradient kernel (k, k, Cout, Cin); stride 1: flipped
 };
 
 }  // namespace

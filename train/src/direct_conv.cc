@@ -177,6 +177,51 @@ void DirectConv(const float* x, const DirectShape& s, const float* w, float* y) 
   });
 }
 
+bool DirectInputGradScatterSupported(const DirectShape& s) {
+  return s.ci % 16 == 0 && s.pad < s.k && s.k <= kMaxKernel && s.ho() > 0 && s.wo() > 0;
+}
+
+void DirectConvInputGradScatter(const float* dy, const DirectShape& s, const float* wt, float* dx) {
+  const int64_t ho = s.ho(), wo = s.wo(), k = s.k, ci = s.ci, co = s.co;
+  // Per tap, a 1x1 "convolution" of a dy row tile (Cout channels in) to Cin channels out.
+  const int cb = VectorsPerTile(ci);
+  const int wb = TileWidth(cb, wo);
+  const TileFn tile = Pick(cb, wb, co, 1), single = Pick(cb, 1, co, 1);
+  ParallelRange(s.n, 1, [&](int64_t i0, int64_t i1) {
+    thread_local std::vector<float> tmp;
+    tmp.resize(wb * ci);
+    for (int64_t img = i0; img < i1; ++img) {
+      float* dximg = dx + img * s.h * s.w * ci;
+      std::memset(dximg, 0, s.h * s.w * ci * sizeof(float));
+      for (int64_t oh = 0; oh < ho; ++oh) {
+        const float* rows[1] = {dy + (img * ho + oh) * wo * co};
+        for (int64_t kh = 0; kh < k; ++kh) {
+          const int64_t ih = oh * s.stride - s.pad + kh;
+          if (ih < 0 || ih >= s.h) continue;
+          float* dxrow = dximg + ih * s.w * ci;
+          for (int64_t kw = 0; kw < k; ++kw) {
+            const float* wtap = wt + (kh * k + kw) * co * ci;
+            for (int64_t ow = 0; ow < wo;) {
+              const int64_t width = ow + wb <= wo ? wb : 1;
+              const TileFn fn = width == wb ? tile : single;
+              for (int64_t c0 = 0; c0 < ci; c0 += cb * 16)
+                fn(rows, 0, 1, ow * co, co, wtap + c0, 1, ci, tmp.data() + c0);
+              for (int64_t p = 0; p < width; ++p) {
+                const int64_t iw = (ow + p) * s.stride - s.pad + kw;
+                if (iw < 0 || iw >= s.w) continue;
+                float* d = dxrow + iw * ci;
+                const float* t = tmp.data() + p * ci;
+                for (int64_t c = 0; c < ci; c += 16) Store(d + c, Load(d + c) + Load(t + c));
+              }
+              ow += width;
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
 namespace {
 
 // One (kh, kw) tap's pixels for a block of CIB input channels x CB output vectors:

@@ -29,6 +29,13 @@ bool DirectConvSupported(const DirectShape& s);
 // (deterministic: no reductions).
 void DirectConv(const float* x, const DirectShape& s, const float* w, float* y);
 
+// The input gradient of any stride, dx (N, H, W, Ci) = sum over output pixels and taps of
+// dy x W^T scattered back to the tap's input pixel: per tap a register-tiled 1x1 product of a dy
+// row tile with wt (k, k, Co, Ci) (each tap's weights transposed), added into dx. Parallel over
+// images, each pixel's contributions added in a fixed order. Needs Ci % 16 == 0 and pad < k.
+bool DirectInputGradScatterSupported(const DirectShape& s);
+void DirectConvInputGradScatter(const float* dy, const DirectShape& s, const float* wt, float* dx);
+
 // Whether DirectConvWeightGrad handles this shape (DirectConvSupported and a Cin the channel
 // blocking divides).
 bool DirectWeightGradSupported(const DirectShape& s);
