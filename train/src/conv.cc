@@ -136,13 +136,19 @@ class Conv2d final : public Layer {
     const int64_t groups = std::clamp<int64_t>((int64_t{64} << 20) / (weight_size * 4), 1,
                                                std::min<int64_t>(32, g.n));
     if (direct_w) {
-      partials_.resize(groups * K * g.co);
-      DirectConvWeightGrad(x.data(), Shape(g), dout.data(), groups, partials_.data());
+      // Direct weight-gradient parts: at most 2 MB of partials in all (they are written, then
+      // summed element by element in part order, in parallel over the elements).
+      const int64_t wsize = K * g.co;
+      const int64_t parts = std::clamp<int64_t>((int64_t{2} << 20) / (wsize * 4), 1,
+                                                std::min<int64_t>(32, g.n));
+      partials_.resize(parts * wsize);
+      DirectConvWeightGrad(x.data(), Shape(g), dout.data(), parts, partials_.data());
       float* grad = w_->grad.data();
-      for (int64_t p = 0; p < groups; ++p) {
-        const float* part = partials_.data() + p * K * g.co;
-        for (int64_t i = 0; i < K * g.co; ++i) grad[i] += part[i];
-      }
+      const float* part = partials_.data();
+      ParallelRange(wsize, 4096, [&](int64_t i0, int64_t i1) {
+        for (int64_t p = 0; p < parts; ++p)
+          for (int64_t i = i0; i < i1; ++i) grad[i] += part[p * wsize + i];
+      });
       if (b_) {
         std::vector<double> db(g.co, 0.0);
         const int64_t rows = g.n * hw;
