@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -16,6 +17,10 @@ using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMa
 using Map = Eigen::Map<RowMat>;
 using CMap = Eigen::Map<const RowMat>;
 constexpr int64_t kGrain = 16384;
+
+// g where y > 0, else 0. Both values are loaded unconditionally, so the loops using this become
+// vector selects (a conditional load of g compiles to an unpredictable branch per element).
+inline float MaskPositive(float y, float g) { return y > 0 ? g : 0.0f; }
 
 class Relu final : public Layer {
  public:
@@ -33,7 +38,10 @@ class Relu final : public Layer {
     if (!din[0]) return;
     din[0]->Resize(out.shape());
     ParallelRange(out.size(), kGrain, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) din[0]->data()[i] = out[i] > 0 ? dout[i] : 0.0f;
+      float* __restrict d = din[0]->data();
+      const float* __restrict y = out.data();
+      const float* __restrict g = dout.data();
+      for (int64_t i = b; i < e; ++i) d[i] = MaskPositive(y[i], g[i]);
     });
   }
 };
@@ -68,14 +76,18 @@ class Add final : public Layer {
     const float* __restrict y = out.data();
     const float* __restrict dy = dout.data();
     const bool relu = relu_;
+    // Branch-free loops (one per case), so each one vectorizes.
     ParallelRange(out.size(), kGrain, [&](int64_t s, int64_t e) {
-      for (int64_t i = s; i < e; ++i) {
-        const float g = (!relu || y[i] > 0) ? dy[i] : 0.0f;
-        if (d0) d0[i] = g;
-        if (d1) d1[i] = g;
-      }
+      float* __restrict first = d0 ? d0 : d1;
+      if (!first) return;
+      if (relu)
+        for (int64_t i = s; i < e; ++i) first[i] = MaskPositive(y[i], dy[i]);
+      else
+        std::memcpy(first + s, dy + s, (e - s) * sizeof(float));
+      if (d0 && d1) std::memcpy(d1 + s, d0 + s, (e - s) * sizeof(float));
     });
   }
+
 
  private:
   bool relu_;

@@ -9,6 +9,8 @@
 #include <map>
 #include <random>
 
+#include "parallel.h"
+
 namespace sluice::train {
 
 int Model::AddNode(std::unique_ptr<Layer> layer, std::vector<int> inputs) {
@@ -91,7 +93,7 @@ void Model::Backward(const Tensor& dlogits) {
   std::memcpy(g0.data(), dlogits.data(), dlogits.size() * sizeof(float));
   std::vector<const Tensor*> in;
   std::vector<Tensor*> din;
-  Tensor scratch[2];
+  Tensor* scratch = scratch_;  // kept across steps: a fresh 8 MB buffer costs page faults
   for (int i = static_cast<int>(nodes_.size()) - 1; i >= 0; --i) {
     Node& node = nodes_[i];
     if (node.grad < 0) continue;
@@ -107,7 +109,11 @@ void Model::Backward(const Tensor& dlogits) {
       const int g = TakeGrad();
       for (int j : node.inputs) in.push_back(&nodes_[j].out);
       din = {&grad_pool_[g], nullptr};
+      const auto t0 = std::chrono::steady_clock::now();
       node.layer->Backward(in, node.out, grad_pool_[node.grad], din);
+      if (profile_)
+        node.backward_s +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       nodes_[node.inputs[0]].grad = g;
       nodes_[node.inputs[1]].grad = g;
       ++grad_refs_[g];
@@ -137,6 +143,7 @@ void Model::Backward(const Tensor& dlogits) {
     node.layer->Backward(in, node.out, grad_pool_[node.grad], din);
     if (profile_)
       node.backward_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto t1 = std::chrono::steady_clock::now();
     for (size_t k = 0; k < node.inputs.size(); ++k) {
       if (!accumulate[k]) continue;
       int& target_index = nodes_[node.inputs[k]].grad;
@@ -151,8 +158,12 @@ void Model::Backward(const Tensor& dlogits) {
       Tensor& target = grad_pool_[target_index];
       float* __restrict t = target.data();
       const float* __restrict a = scratch[k].data();
-      for (int64_t e = 0; e < target.size(); ++e) t[e] += a[e];
+      ParallelRange(target.size(), 16384, [&](int64_t e0, int64_t e1) {
+        for (int64_t e = e0; e < e1; ++e) t[e] += a[e];
+      });
     }
+    if (profile_)  // the accumulation belongs to this node's backward
+      node.backward_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     ReleaseGrad(node.grad);
     node.grad = -1;
   }

@@ -109,6 +109,7 @@ class Model {
   std::vector<Tensor> grad_pool_;
   std::vector<int> grad_refs_;  // nodes holding each pool buffer
   std::vector<int> free_grads_;
+  Tensor scratch_[2];  // a layer's input gradient before it is added to an existing one
 };
 
 }  // namespace sluice::train
