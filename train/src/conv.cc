@@ -123,6 +123,11 @@ class Conv2d final : public Layer {
                 std::span<Tensor* const> din) override {
     const Tensor& x = *in[0];
     const Geometry g = Geo(x);
+    // Weight-gradient partials: one buffer per calling thread, shared by every conv layer (layers
+    // run one at a time), so a deep model holds one, not one per layer. (A reference, so that the
+    // worker threads in the lambdas below use the caller's buffer, not their own thread_local.)
+    thread_local std::vector<float> partials_buffer;
+    std::vector<float>& partials = partials_buffer;
     // The direct kernels take the weight gradient when the channel counts suit them, and the
     // input gradient when Cin is a multiple of 16: for stride 1 a stride-1 convolution of dy
     // padded by k - 1 - p with the kernel flipped and its channel axes swapped, for larger strides
@@ -141,31 +146,40 @@ class Conv2d final : public Layer {
       const int64_t wsize = K * g.co;
       const int64_t parts = std::clamp<int64_t>((int64_t{2} << 20) / (wsize * 4), 1,
                                                 std::min<int64_t>(32, g.n));
-      partials_.resize(parts * wsize);
-      DirectConvWeightGrad(x.data(), Shape(g), dout.data(), parts, partials_.data());
+      partials.resize(parts * wsize);
+      DirectConvWeightGrad(x.data(), Shape(g), dout.data(), parts, partials.data());
       float* grad = w_->grad.data();
-      const float* part = partials_.data();
+      const float* part = partials.data();
       ParallelRange(wsize, 4096, [&](int64_t i0, int64_t i1) {
         for (int64_t p = 0; p < parts; ++p)
           for (int64_t i = i0; i < i1; ++i) grad[i] += part[p * wsize + i];
       });
       if (b_) {
-        std::vector<double> db(g.co, 0.0);
-        const int64_t rows = g.n * hw;
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t c = 0; c < g.co; ++c) db[c] += dout[r * g.co + c];
-        for (int64_t c = 0; c < g.co; ++c) b_->grad[c] += static_cast<float>(db[c]);
+        // db = column sums of dy: fixed row parts summed in double, added in part order.
+        const int64_t rows = g.n * hw, parts = std::min<int64_t>(32, rows);
+        std::vector<double> db(parts * g.co, 0.0);
+        const float* dy = dout.data();
+        ParallelParts(rows, parts, [&](int64_t p, int64_t r0, int64_t r1) {
+          double* acc = db.data() + p * g.co;
+          for (int64_t r = r0; r < r1; ++r)
+            for (int64_t c = 0; c < g.co; ++c) acc[c] += dy[r * g.co + c];
+        });
+        for (int64_t c = 0; c < g.co; ++c) {
+          double sum = 0;
+          for (int64_t p = 0; p < parts; ++p) sum += db[p * g.co + c];
+          b_->grad[c] += static_cast<float>(sum);
+        }
       }
     }
     if (direct_dx) InputGradDirect(g, dout, din[0]);
     if (direct_w && !dx) return;
     if (dx) dx->Resize(x.shape());
     CMap w(w_->value.data(), K, g.co);
-    if (!direct_w) partials_.resize(groups * weight_size);
+    if (!direct_w) partials.resize(groups * weight_size);
     ParallelParts(g.n, groups, [&](int64_t p, int64_t n0, int64_t n1) {
       thread_local std::vector<float> col, dcol;
-      Map dw(partials_.data() + p * weight_size, direct_w ? 0 : K, g.co);
-      Eigen::Map<Eigen::RowVectorXf> db(partials_.data() + p * weight_size + K * g.co,
+      Map dw(partials.data() + p * weight_size, direct_w ? 0 : K, g.co);
+      Eigen::Map<Eigen::RowVectorXf> db(partials.data() + p * weight_size + K * g.co,
                                         direct_w ? 0 : g.co);
       dw.setZero();
       db.setZero();
@@ -196,7 +210,7 @@ class Conv2d final : public Layer {
     if (direct_w) return;
     float* grad = w_->grad.data();
     for (int64_t p = 0; p < std::min(groups, g.n); ++p) {
-      const float* part = partials_.data() + p * weight_size;
+      const float* part = partials.data() + p * weight_size;
       for (int64_t i = 0; i < K * g.co; ++i) grad[i] += part[i];
       if (b_)
         for (int64_t c = 0; c < g.co; ++c) b_->grad[c] += part[K * g.co + c];
@@ -239,12 +253,13 @@ class Conv2d final : public Layer {
   }
   // The direct kernels for the forward pass and the weight gradient. A 1x1 convolution with many
   // input channels is a GEMM Eigen already runs well; small ones (and strided ones, which would
-  // need a gather) go direct.
+  // need a gather) go direct. Maps narrower than 4 pixels (VGG's last stages) leave the register
+  // tile mostly empty: GEMM.
   static bool UseDirect(const Geometry& g) {
-    return DirectConvSupported(Shape(g)) && (g.k > 1 || g.ci <= 64);
+    return DirectConvSupported(Shape(g)) && (g.k > 1 || g.ci <= 64) && g.wo >= 4;
   }
   static bool DirectInputGrad(const Geometry& g) {
-    if (g.k == 1 && g.co > 64) return false;
+    if ((g.k == 1 && g.co > 64) || g.w < 4 || g.wo < 4) return false;
     if (g.stride == 1) return g.pad < g.k && DirectConvSupported(InputGradShape(g));
     return DirectInputGradScatterSupported(Shape(g));
   }
@@ -260,7 +275,6 @@ class Conv2d final : public Layer {
   ConvSpec spec_;
   Param* w_;
   Param* b_;  // null: no bias
-  std::vector<float> partials_;
   std::vector<float> transposed_;  // the input-gradient kernel (k, k, Cout, Cin); stride 1: flipped
 };
 
