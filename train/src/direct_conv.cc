@@ -132,47 +132,66 @@ bool DirectConvSupported(const DirectShape& s) {
 void DirectConv(const float* x, const DirectShape& s, const float* w, float* y) {
   const int64_t ho = s.ho(), wo = s.wo(), k = s.k, ci = s.ci, co = s.co, pad = s.pad;
   const int64_t stride = s.stride, wp = s.w + 2 * pad, slot = wp * ci;
-  const int cb = VectorsPerTile(co);
-  const int wb = TileWidth(cb, wo);
+  int cb = VectorsPerTile(co);
+  int wb = TileWidth(cb, wo);
+  // A weight slice beyond half of L2 is re-read from L2 for every tile: then more pixels per tile
+  // (fewer channel vectors) halves that traffic per FMA.
+  if (k * k * ci * cb * 16 * 4 > (256 << 10) && cb > 1 && TileWidth(cb / 2, wo) > wb) {
+    cb /= 2;
+    wb = TileWidth(cb, wo);
+  }
   const TileFn tile = Pick(cb, wb, ci, stride), single = Pick(cb, 1, ci, stride);
+  // Output rows go in blocks whose input rows (a contiguous range of row tags img * H + ih) take
+  // at most ~384 KB; within a block the output-channel slices are the outer loop, so a slice of
+  // the weights (k * k * Cin x 16 * cb) is read once per block rather than once per output row
+  // (which streamed the whole kernel from memory for every row of a 256/512-channel layer). With
+  // padding, the block's input rows are first copied into a per-thread buffer of zero-bordered
+  // rows, so the zero padding never exists as a tensor; without, the tiles read x directly.
+  const int64_t max_rows = std::max<int64_t>(k, (int64_t{384} << 10) / (slot * 4));
   ParallelRange(s.n * ho, 1, [&](int64_t r0, int64_t r1) {
-    // With padding, input rows are copied into a ring of k zero-bordered rows: input row ih lives
-    // in slot ih % k, so one output row's k rows never collide and each row is copied once per
-    // run of consecutive output rows.
-    thread_local std::vector<float> ring;
-    thread_local std::vector<int64_t> tags;
-    if (pad > 0) {
-      ring.resize(k * slot);
-      tags.assign(k, -1);
-    }
-    const float* rows[kMaxKernel];
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t img = r / ho, oh = r % ho, ih0 = oh * stride - pad;
-      const int64_t kh0 = std::max<int64_t>(0, -ih0), kh1 = std::min(k, s.h - ih0);
-      for (int64_t kh = kh0; kh < kh1; ++kh) {
-        const int64_t ih = ih0 + kh;
-        const float* src = x + (img * s.h + ih) * s.w * ci;
-        if (pad == 0) {
-          rows[kh] = src;
-          continue;
-        }
-        float* d = ring.data() + (ih % k) * slot;
-        if (tags[ih % k] != img * s.h + ih) {
+    thread_local std::vector<float> padded;
+    thread_local std::vector<const float*> rows;  // (block row, kh) -> input row
+    for (int64_t b0 = r0; b0 < r1;) {
+      int64_t b1 = b0, t0 = -1, t1 = -1;  // the block's input row tags: [t0, t1]
+      for (; b1 < r1; ++b1) {
+        const int64_t img = b1 / ho, ih0 = (b1 % ho) * stride - pad;
+        const int64_t lo = img * s.h + std::max<int64_t>(0, ih0);
+        const int64_t hi = img * s.h + std::min(s.h, ih0 + k) - 1;
+        if (b1 > b0 && std::max(t1, hi) - t0 + 1 > max_rows) break;
+        if (t0 < 0) t0 = lo;
+        t1 = std::max(t1, hi);
+      }
+      if (pad > 0) {
+        padded.resize((t1 - t0 + 1) * slot);
+        for (int64_t t = t0; t <= t1; ++t) {
+          float* d = padded.data() + (t - t0) * slot;
           std::memset(d, 0, pad * ci * sizeof(float));
-          std::memcpy(d + pad * ci, src, s.w * ci * sizeof(float));
+          std::memcpy(d + pad * ci, x + t * s.w * ci, s.w * ci * sizeof(float));
           std::memset(d + (pad + s.w) * ci, 0, pad * ci * sizeof(float));
-          tags[ih % k] = img * s.h + ih;
         }
-        rows[kh] = d;
       }
-      float* yrow = y + r * wo * co;
+      rows.resize((b1 - b0) * k);
+      for (int64_t r = b0; r < b1; ++r) {
+        const int64_t img = r / ho, ih0 = (r % ho) * stride - pad;
+        for (int64_t kh = std::max<int64_t>(0, -ih0); kh < std::min(k, s.h - ih0); ++kh) {
+          const int64_t t = img * s.h + ih0 + kh;
+          rows[(r - b0) * k + kh] = pad > 0 ? padded.data() + (t - t0) * slot : x + t * s.w * ci;
+        }
+      }
       for (int64_t c0 = 0; c0 < co; c0 += cb * 16) {
-        int64_t ow = 0;
-        for (; ow + wb <= wo; ow += wb)
-          tile(rows, kh0, kh1, ow * stride * ci, ci, w + c0, k, co, yrow + ow * co + c0);
-        for (; ow < wo; ++ow)
-          single(rows, kh0, kh1, ow * stride * ci, ci, w + c0, k, co, yrow + ow * co + c0);
+        for (int64_t r = b0; r < b1; ++r) {
+          const int64_t ih0 = (r % ho) * stride - pad;
+          const int64_t kh0 = std::max<int64_t>(0, -ih0), kh1 = std::min(k, s.h - ih0);
+          const float* const* rr = rows.data() + (r - b0) * k;
+          float* yrow = y + r * wo * co;
+          int64_t ow = 0;
+          for (; ow + wb <= wo; ow += wb)
+            tile(rr, kh0, kh1, ow * stride * ci, ci, w + c0, k, co, yrow + ow * co + c0);
+          for (; ow < wo; ++ow)
+            single(rr, kh0, kh1, ow * stride * ci, ci, w + c0, k, co, yrow + ow * co + c0);
+        }
       }
+      b0 = b1;
     }
   });
 }
