@@ -73,9 +73,10 @@ struct ConvSpec {
   int kernel = 3, stride = 1, padding = 1;
 };
 
-// 2-D convolution, by im2col + Eigen GEMM over tiles of output rows; `bias` may be null (the
-// ResNets, whose convolutions all feed batch norm) or (Cout) (VGG, as torchvision's). x: (N, H, W, Cin) -> y: (N, Ho, Wo, Cout),
-// Ho = (H + 2p - k) / s + 1. Zero padding on every side, as torch.nn.Conv2d(padding=p) and TF's
+// 2-D convolution: register-tiled direct kernels for stride 1 and 2 with Cout a multiple of 16
+// (train/src/direct_conv.h), else im2col + Eigen GEMM over tiles of output rows; `bias` may be
+// null (the ResNets, whose convolutions all feed batch norm) or (Cout) (VGG, as torchvision's).
+// x: (N, H, W, Cin) -> y: (N, Ho, Wo, Cout), Ho = (H + 2p - k) / s + 1. Zero padding on every side, as torch.nn.Conv2d(padding=p) and TF's
 // conv2d_fixed_padding for the odd kernels used here.
 std::unique_ptr<Layer> MakeConv2d(const ConvSpec& spec, Param* weight, Param* bias = nullptr);
 
