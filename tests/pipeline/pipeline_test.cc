@@ -527,21 +527,31 @@ TEST(PipelineTest, MemoryDoesNotGrowWithRunLength) {
 // Runs `batches` steps of a consumer that sleeps `step_s` after each batch, and returns the
 // consumer's demand C in items/s as measured by this test's own clock (the sleep plus the call
 // overhead), independently of the profiler.
-double ConsumeAtRate(Pipeline& p, int batches, double step_s, int batch_size) {
+// The consumer's own view of a run: its stepping rate (images/s) and the fraction of its time it
+// measured itself blocked in Next(), both after the warm-up batch.
+struct Consumed {
+  double rate = 0, wait_fraction = 0;
+};
+
+Consumed ConsumeAtRate(Pipeline& p, int batches, double step_s, int batch_size) {
   Batch b;
   EXPECT_TRUE(p.Next(&b).ok());  // warm-up: the profiler reports it apart
-  double stepping = 0;
+  double stepping = 0, waiting = 0;
   for (int i = 0; i < batches; ++i) {
+    const auto w0 = std::chrono::steady_clock::now();
     EXPECT_TRUE(p.Next(&b).ok());
     const auto t0 = std::chrono::steady_clock::now();
+    waiting += std::chrono::duration<double>(t0 - w0).count();
     std::this_thread::sleep_for(std::chrono::duration<double>(step_s));
     stepping += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  return batch_size * batches / stepping;
+  return {batch_size * batches / stepping, waiting / (waiting + stepping)};
 }
 
 // The profiler against ground truth: the read stage paced to P items/s, a consumer that could take
-// C ~ 2P: the reported input-wait fraction is 1 - P/C within 3 points, and read is the limit.
+// C ~ 2P: the reported input-wait fraction matches what the consumer measured itself within 2
+// points and the model 1 - P/C within 6 (sleeps overshoot on a loaded host, so the paced P is
+// only nominal), and read is the limit.
 TEST(PipelineTest, ProfilerFindsASlowReadStage) {
   const fs::path dir = TempDir("profile_read");
   JpegShards(dir, {40}, 16);
@@ -553,10 +563,11 @@ TEST(PipelineTest, ProfilerFindsASlowReadStage) {
   c.slow_stage_seconds = 0.005;  // P = 200/s
   auto p = Pipeline::Create(c);
   ASSERT_TRUE(p.ok());
-  const double consumer_rate = ConsumeAtRate(**p, 40, 0.025, c.batch_size);  // ~400/s
-  const double expected = 1.0 - 200.0 / consumer_rate;
+  const Consumed consumed = ConsumeAtRate(**p, 40, 0.025, c.batch_size);  // ~400/s
+  const double expected = 1.0 - 200.0 / consumed.rate;
   const PipelineStats s = (*p)->Stats();
-  EXPECT_NEAR(s.consumer.input_wait_fraction, expected, 0.03) << FormatStatsTable(s);
+  EXPECT_NEAR(s.consumer.input_wait_fraction, consumed.wait_fraction, 0.02) << FormatStatsTable(s);
+  EXPECT_NEAR(s.consumer.input_wait_fraction, expected, 0.06) << FormatStatsTable(s);
   EXPECT_EQ(s.limiting_stage, "read") << FormatStatsTable(s);
 }
 
@@ -573,10 +584,11 @@ TEST(PipelineTest, ProfilerFindsASlowDecodeStageAndAFastPipelineIsNotInputBound)
   {
     auto p = Pipeline::Create(c);
     ASSERT_TRUE(p.ok());
-    const double consumer_rate = ConsumeAtRate(**p, 40, 0.010, c.batch_size);  // ~1000/s
-    const double expected = 1.0 - 250.0 / consumer_rate;
+    const Consumed consumed = ConsumeAtRate(**p, 40, 0.010, c.batch_size);  // ~1000/s
+    const double expected = 1.0 - 250.0 / consumed.rate;
     const PipelineStats s = (*p)->Stats();
-    EXPECT_NEAR(s.consumer.input_wait_fraction, expected, 0.03) << FormatStatsTable(s);
+    EXPECT_NEAR(s.consumer.input_wait_fraction, consumed.wait_fraction, 0.02) << FormatStatsTable(s);
+    EXPECT_NEAR(s.consumer.input_wait_fraction, expected, 0.06) << FormatStatsTable(s);
     EXPECT_EQ(s.limiting_stage, "decode+crop") << FormatStatsTable(s);
   }
   // The same pipeline with a slow consumer (C = 100/s < P) waits for almost nothing.

@@ -313,13 +313,17 @@ TEST(LossTest, TopKCounts) {
   EXPECT_EQ(SoftmaxCrossEntropy(z, sixth, 0, nullptr).top5, 0);
 }
 
-TEST(ModelGradTest, WholeSmallResNetMatchesFiniteDifferences) {
+auto CreateSmallResNet(int width, int blocks, int num_classes) {
   ModelConfig config;
   config.name = "small-resnet";
-  config.width = 4;
-  config.blocks = 1;
-  config.num_classes = 3;
-  auto model = Model::Create(config);
+  config.width = width;
+  config.blocks = blocks;
+  config.num_classes = num_classes;
+  return Model::Create(config);
+}
+
+TEST(ModelGradTest, WholeSmallResNetMatchesFiniteDifferences) {
+  auto model = CreateSmallResNet(4, 1, 3);
   ASSERT_TRUE(model.ok()) << model.status().ToString();
   Model& m = **model;
   m.Initialize(InitScheme::kTorchvision, 1);
@@ -353,12 +357,7 @@ TEST(ModelDeterminismTest, StepIsBitIdenticalForAnyThreadCount) {
   // puts every conv on the direct kernels (stride 1 and 2, 3x3 and 1x1, the RGB stem).
   std::vector<std::vector<float>> results;
   for (int threads : {1, 3}) {
-    ModelConfig config;
-    config.name = "small-resnet";
-    config.width = 16;
-    config.blocks = 2;
-    config.num_classes = 10;
-    auto model = Model::Create(config);
+    auto model = CreateSmallResNet(16, 2, 10);
     ASSERT_TRUE(model.ok()) << model.status().ToString();
     Model& m = **model;
     m.Initialize(InitScheme::kTensorFlow, 5);
