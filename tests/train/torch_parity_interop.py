@@ -49,13 +49,15 @@ PyTorch's oneDNN/im2col, per-channel BN reductions, and a different reduction tr
                         the first-step momentum buffer (= g + wd * w) and fail spuriously.
   num_batches_tracked   exact
 """
-import argparse
 import json
 import math
 import os
 import struct
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "formats"))
+import interop_common as ic  # noqa: E402  (the shared interop arguments)
 
 try:
     import numpy as np
@@ -762,12 +764,7 @@ def torchvision_cross_check(failures):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tools-dir", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--cli")
-    ap.add_argument("--fixtures")
-    args = ap.parse_args()
+    args = ic.parse_args()
     torch.set_num_threads(2)
     torch.set_default_dtype(torch.float32)
     tool = os.path.join(args.tools_dir, "train_step_tool")
