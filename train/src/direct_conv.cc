@@ -268,22 +268,8 @@ void WeightGradTile(const float* x, const float* dy, const DirectShape& s, const
     for (int64_t oh = t.oh0; oh < t.oh1; ++oh) {
       const float* xr = x + ((img * s.h + oh * S + t.ih_off) * s.w + t.ow0 * S + t.iw_off) * ci;
       const float* dr = dy + ((img * ho + oh) * wo + t.ow0) * co;
-      int64_t ow = 0;
-      for (; ow + U <= pixels; ow += U) {
-#pragma GCC unroll 4
-        for (int u = 0; u < U; ++u) {
-          v16 d[CB];
-#pragma GCC unroll 4
-          for (int c = 0; c < CB; ++c) d[c] = Load(dr + (ow + u) * co + c * 16);
-#pragma GCC unroll 16
-          for (int i = 0; i < CIB; ++i) {
-            const v16 xb = Broadcast(xr[(ow + u) * S * ci + i]);
-#pragma GCC unroll 4
-            for (int c = 0; c < CB; ++c) acc[u][i][c] += xb * d[c];
-          }
-        }
-      }
-      for (; ow < pixels; ++ow) {
+      // Pixel ow into accumulator set u (a constant once inlined and unrolled).
+      auto add_pixel = [&](int64_t ow, int u) __attribute__((always_inline)) {
         v16 d[CB];
 #pragma GCC unroll 4
         for (int c = 0; c < CB; ++c) d[c] = Load(dr + ow * co + c * 16);
@@ -291,9 +277,14 @@ void WeightGradTile(const float* x, const float* dy, const DirectShape& s, const
         for (int i = 0; i < CIB; ++i) {
           const v16 xb = Broadcast(xr[ow * S * ci + i]);
 #pragma GCC unroll 4
-          for (int c = 0; c < CB; ++c) acc[0][i][c] += xb * d[c];
+          for (int c = 0; c < CB; ++c) acc[u][i][c] += xb * d[c];
         }
-      }
+      };
+      int64_t ow = 0;
+      for (; ow + U <= pixels; ow += U)
+#pragma GCC unroll 4
+        for (int u = 0; u < U; ++u) add_pixel(ow + u, u);
+      for (; ow < pixels; ++ow) add_pixel(ow, 0);
     }
   }
 #pragma GCC unroll 16
