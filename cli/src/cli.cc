@@ -57,6 +57,7 @@ int RunCli(int argc, char** argv) {
   commands.push_back(AddPipelineCommand(app));
   commands.push_back(AddTrainCommand(app));
   commands.push_back(AddEvalCommand(app));
+  commands.push_back(AddLotteryCommand(app));
   commands.push_back(AddResultsCommand(app));
 
   try {

@@ -31,6 +31,7 @@ Command AddPipelineCommand(CLI::App& root);
 Command AddResultsCommand(CLI::App& root);
 Command AddTrainCommand(CLI::App& root);
 Command AddEvalCommand(CLI::App& root);
+Command AddLotteryCommand(CLI::App& root);
 
 // --compression auto|none|gzip|zlib, shared by every command that reads TFRecords.
 void AddCompressionFlag(CLI::App* app, std::string* value);

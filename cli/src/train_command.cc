@@ -27,6 +27,8 @@ struct TrainFlags {
   uint64_t seed = 0;
   int width = 0, blocks = 0;
   double learning_rate = 0;
+  std::string prune_method, prune_at, reset_to, reset_global_step_to;
+  double force_learning_rate = 0;
   bool resume = false;
   CLI::App* app = nullptr;
   bool Given(const char* flag) const { return app->count(flag) > 0; }
@@ -80,6 +82,11 @@ int RunTrain(const TrainFlags& f) {
   if (f.Given("--width")) c.model.width = f.width;
   if (f.Given("--blocks")) c.model.blocks = f.blocks;
   if (f.Given("--learning-rate")) c.base_learning_rate = f.learning_rate;
+  if (f.Given("--prune-method")) c.prune_method = f.prune_method;
+  if (f.Given("--prune-at")) c.prune_at = f.prune_at;
+  if (f.Given("--reset-to")) c.reset_to = f.reset_to;
+  if (f.Given("--reset-global-step-to")) c.reset_global_step_to = f.reset_global_step_to;
+  if (f.Given("--force-learning-rate")) c.force_learning_rate = f.force_learning_rate;
   c.train_threads = f.train_threads;
   c.pipeline_threads = f.pipeline_threads;
   auto iters = ParseSteps(f.checkpoint_iters);
@@ -119,7 +126,21 @@ std::string TrainFooter() {
       "\nExample:\n"
       "  sluice train --model resnet20 --recipe tf-cifar-resnet --data-dir shards/cifar10 \\\n"
       "      --model-dir runs/r20 --checkpoint-iters 0,4701 --eval-every 2000\n"
-      "  sluice results runs/r20     # the accuracy table\n";
+      "  sluice results runs/r20     # the accuracy table\n"
+      "\nLottery runs (--train-steps is the global step to stop at; `sluice lottery` runs whole "
+      "experiments):\n"
+      "  # prune to 80 %, rewind weights and LR to step 4701, retrain to 71108\n"
+      "  sluice train ... --model-dir runs/wr80 --prune-method prune_all_to_global_80.0 \\\n"
+      "      --prune-at runs/r20/checkpoint_iter_final.safetensors \\\n"
+      "      --reset-to runs/r20/checkpoint_iter_4701.safetensors\n"
+      "  # prune, keep the final weights, rewind only the LR schedule\n"
+      "  sluice train ... --model-dir runs/lr80 --prune-method prune_all_to_global_80.0 \\\n"
+      "      --prune-at runs/r20/checkpoint_iter_final.safetensors \\\n"
+      "      --reset-global-step-to runs/r20/checkpoint_iter_4701.safetensors\n"
+      "  # prune and fine-tune at 0.001 for 66407 steps past 71108\n"
+      "  sluice train ... --model-dir runs/ft80 --prune-method prune_all_to_global_80.0 \\\n"
+      "      --prune-at runs/r20/checkpoint_iter_final.safetensors --force-learning-rate 0.001 \\\n"
+      "      --train-steps 137515\n";
   return s;
 }
 
@@ -226,6 +247,19 @@ Command AddTrainCommand(CLI::App& root) {
   app->add_option("--blocks", f->blocks, "small-resnet: residual blocks per stage");
   app->add_option("--learning-rate", f->learning_rate,
                   "Base learning rate (scaled by batch / lr_batch_denominator)");
+  app->add_option("--prune-method", f->prune_method,
+                  "Lottery: prune_all_to_global_<D> (keep D % of all conv + dense weights, one "
+                  "magnitude threshold) or prune_all_to_layerwise_<D> (D % of each)");
+  app->add_option("--prune-at", f->prune_at,
+                  "Lottery: the checkpoint whose weight magnitudes (and masks) define the mask");
+  app->add_option("--reset-to", f->reset_to,
+                  "Lottery: start from this checkpoint's weights, momentum and step (weight "
+                  "rewinding; default --prune-at)");
+  app->add_option("--reset-global-step-to", f->reset_global_step_to,
+                  "Lottery: restart the LR schedule (and data position) at this checkpoint's step "
+                  "(LR rewinding)");
+  app->add_option("--force-learning-rate", f->force_learning_rate,
+                  "Constant learning rate instead of the schedule (fine-tuning)");
   app->add_option("--hparams", f->hparams, "YAML file of hyperparameters (keys below)");
   app->add_option("--set", f->sets, "Override one hyperparameter: key=value (repeatable)");
   app->add_flag("--resume", f->resume, "Continue from the newest checkpoint in --model-dir");

@@ -173,7 +173,9 @@ TEST_F(TrainerTest, SmallResnetLearnsSampleCifar) {
   }
   auto eval_files = formats::ListEventFiles((dir / "eval").string());
   double top1_event = -1;
-  for (const auto& e : *formats::ReadScalars(eval_files->back()))
+  const auto eval_scalars = formats::ReadScalars(eval_files->back());  // not a temporary of the loop
+  ASSERT_TRUE(eval_scalars.ok()) << eval_scalars.status().ToString();
+  for (const auto& e : *eval_scalars)
     if (e.tag == "top_1_accuracy") top1_event = e.value;
   EXPECT_NEAR(top1_event, r->final_eval.top1, 1e-6);
 

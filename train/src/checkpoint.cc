@@ -81,6 +81,11 @@ Status SaveCheckpoint(const std::string& path, const Model& model, const SgdMome
     SLUICE_RETURN_IF_ERROR(writer.Add<int64_t>(s.prefix + ".num_batches_tracked", {},
                                                std::span<const int64_t>(&n, 1)));
   }
+  for (const Param& p : model.params()) {
+    if (!p.masked()) continue;
+    const std::vector<float> m = ToTorchLayout(p, p.mask);
+    SLUICE_RETURN_IF_ERROR(writer.Add<float>(p.name + std::string(kMaskSuffix), p.torch_shape, m));
+  }
   if (optimizer) {
     const auto& buffers = optimizer->buffers();
     for (const Param& p : model.params()) {
@@ -115,6 +120,27 @@ Result<Metadata> LoadCheckpoint(const std::string& path, Model* model, SgdMoment
       }
     } else if (optimizer && options.load_momentum) {
       optimizer->Momentum(p).SetZero();
+    }
+    const std::string mask = p.name + std::string(kMaskSuffix);
+    if (!file.contains(mask)) {
+      p.mask.Release();
+      continue;
+    }
+    if (!p.is_prunable())
+      return Status::InvalidArgument(path + ": tensor '" + mask + "' masks a parameter that is never pruned");
+    SLUICE_RETURN_IF_ERROR(CheckShape(file, mask, p.torch_shape));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<float> mv, file.Floats(mask));
+    for (size_t i = 0; i < mv.size(); ++i)
+      if (mv[i] != 0.0f && mv[i] != 1.0f)
+        return Status::DataLoss(path + ": tensor '" + mask + "' holds " + std::to_string(mv[i]) +
+                                " at element " + std::to_string(i) + " (a mask is 0 or 1)");
+    p.mask.Resize(p.value.shape());
+    FromTorchLayout(p, mv, &p.mask);
+    used.insert(mask);
+    for (int64_t i = 0; i < p.value.size(); ++i) {
+      if (p.mask[i] != 0.0f) continue;
+      p.value[i] = 0.0f;
+      if (optimizer && options.load_momentum) optimizer->Momentum(p)[i] = 0.0f;
     }
   }
   for (BnState& s : model->bn_states()) {

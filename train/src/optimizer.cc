@@ -16,6 +16,30 @@ Tensor& SgdMomentum::Momentum(const Param& p) {
   return it->second;
 }
 
+namespace {
+
+// One parameter's update over [b, e); Masked: zero (w, v) where mask[i] == 0 (a select, so a
+// non-finite gradient there cannot leak through as 0 * inf).
+template <bool Nesterov, bool Masked>
+void Update(float* w, const float* g, float* m, const float* mask, float lr, float mu, float wd,
+            int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) {
+    const float gi = g[i] + wd * w[i];
+    const float mi = mu * m[i] + gi;
+    const float wi = w[i] - lr * (Nesterov ? gi + mu * mi : mi);
+    if constexpr (Masked) {
+      const bool keep = mask[i] != 0.0f;
+      m[i] = keep ? mi : 0.0f;
+      w[i] = keep ? wi : 0.0f;
+    } else {
+      m[i] = mi;
+      w[i] = wi;
+    }
+  }
+}
+
+}  // namespace
+
 void SgdMomentum::Step(std::deque<Param>& params, double learning_rate) {
   const float lr = static_cast<float>(learning_rate);
   const float mu = static_cast<float>(config_.momentum);
@@ -26,13 +50,15 @@ void SgdMomentum::Step(std::deque<Param>& params, double learning_rate) {
     float* w = p.value.data();
     const float* g = p.grad.data();
     float* m = v.data();
+    const float* mask = p.masked() ? p.mask.data() : nullptr;
     const bool nesterov = config_.nesterov;
     ParallelRange(p.value.size(), 1 << 16, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        const float gi = g[i] + wd * w[i];
-        m[i] = mu * m[i] + gi;
-        w[i] -= lr * (nesterov ? gi + mu * m[i] : m[i]);
-      }
+      if (mask)
+        nesterov ? Update<true, true>(w, g, m, mask, lr, mu, wd, b, e)
+                 : Update<false, true>(w, g, m, mask, lr, mu, wd, b, e);
+      else
+        nesterov ? Update<true, false>(w, g, m, mask, lr, mu, wd, b, e)
+                 : Update<false, false>(w, g, m, mask, lr, mu, wd, b, e);
     });
   }
 }

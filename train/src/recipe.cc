@@ -120,6 +120,24 @@ struct Field {
         [](const TrainConfig& c) { return std::string(c.member ? "true" : "false"); } \
   }
 
+// Paths and names: YAML single-quoted ('' for a quote), "" when empty (a null, which leaves the field
+// as it is when applied back).
+#define SLUICE_STRING_FIELD(name, member)                                                   \
+  Field {                                                                                   \
+    name,                                                                                   \
+        [](TrainConfig* c, const std::string& v) -> Status {                               \
+          c->member = v;                                                                    \
+          return Status::Ok();                                                              \
+        },                                                                                  \
+        [](const TrainConfig& c) { return c.member.empty() ? std::string() : Quote(c.member); } \
+  }
+
+std::string Quote(const std::string& v) {
+  std::string out = "'";
+  for (char ch : v) out += ch == '\'' ? std::string("''") : std::string(1, ch);
+  return out + "'";
+}
+
 Status SetPreset(const std::string& key, const std::string& v, Preset* p) {
   auto parsed = pipeline::ParsePreset(v);
   if (!parsed.ok()) return Status::InvalidArgument("hparam " + key + ": " + parsed.status().message());
@@ -206,6 +224,10 @@ const std::vector<Field>& Fields() {
        [](const TrainConfig& c) { return c.lr_boundary_rule; }},
       SLUICE_DOUBLE_FIELD("warmup_epochs", warmup_epochs),
       SLUICE_DOUBLE_FIELD("force_learning_rate", force_learning_rate),
+      SLUICE_STRING_FIELD("prune_method", prune_method),
+      SLUICE_STRING_FIELD("prune_at", prune_at),
+      SLUICE_STRING_FIELD("reset_to", reset_to),
+      SLUICE_STRING_FIELD("reset_global_step_to", reset_global_step_to),
       SLUICE_DOUBLE_FIELD("momentum", sgd.momentum),
       SLUICE_BOOL_FIELD("nesterov", sgd.nesterov),
       SLUICE_DOUBLE_FIELD("weight_decay", sgd.weight_decay),

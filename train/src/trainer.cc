@@ -15,8 +15,10 @@
 
 #include "sluice/formats/events.h"
 #include "sluice/formats/file_util.h"
+#include "sluice/formats/safetensors.h"
 #include "sluice/train/checkpoint.h"
 #include "sluice/train/npy.h"
+#include "sluice/train/prune.h"
 
 namespace sluice::train {
 namespace {
@@ -52,6 +54,76 @@ Status AppendMetrics(const std::string& dir, const nlohmann::json& j) {
   f.flush();
   if (!f) return Status::IoError(dir + "/metrics.jsonl: write failed");
   return Status::Ok();
+}
+
+// A checkpoint's step and data position, from its metadata.
+struct Position {
+  int64_t step = 0;
+  uint32_t data_epoch = 0;
+  uint64_t data_samples = 0;
+};
+Result<Position> ReadPosition(const Metadata& meta, const std::string& path) {
+  auto number = [&](const char* key) -> Result<uint64_t> {
+    auto it = meta.find(key);
+    const std::string v = it == meta.end() ? "" : it->second;
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0')
+      return Status::DataLoss(path + ": metadata '" + key + "' is '" + v +
+                              "', not a number (cannot start from it)");
+    return static_cast<uint64_t>(n);
+  };
+  Position p;
+  SLUICE_ASSIGN_OR_RETURN(uint64_t step, number("step"));
+  SLUICE_ASSIGN_OR_RETURN(uint64_t epoch, number("data_epoch"));
+  SLUICE_ASSIGN_OR_RETURN(p.data_samples, number("data_samples"));
+  p.step = static_cast<int64_t>(step);
+  p.data_epoch = static_cast<uint32_t>(epoch);
+  return p;
+}
+
+// The start of a lottery run (TrainConfig's prune_* / reset_* fields): masks from prune_at's
+// magnitudes, then weights, momentum, BN statistics, step and data position from reset_to (or
+// prune_at), then the step and data position from reset_global_step_to; the masks are applied
+// last, so every pruned weight and its momentum start at exactly zero.
+Result<Position> StartFromCheckpoints(const TrainConfig& c, Model* model, SgdMomentum* optimizer) {
+  if (c.prune_method.empty() != c.prune_at.empty())
+    return Status::InvalidArgument(c.prune_method.empty()
+                                       ? "--prune-at needs --prune-method (e.g. prune_all_to_global_80.0)"
+                                       : "--prune-method needs --prune-at CHECKPOINT");
+  std::vector<Tensor> masks;
+  if (!c.prune_method.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(PruneMethod method, ParsePruneMethod(c.prune_method));
+    SLUICE_RETURN_IF_ERROR(LoadCheckpoint(c.prune_at, model, nullptr).status());
+    const double before = PrunableDensity(model->params());
+    SLUICE_ASSIGN_OR_RETURN(PruneReport report, Prune(model->params(), method));
+    std::fprintf(stderr,
+                 "train: %s at %s: kept %lld of %lld prunable weights (density %.4f, was %.4f; "
+                 "smallest kept |w| %.4g)\n",
+                 c.prune_method.c_str(), c.prune_at.c_str(), static_cast<long long>(report.kept),
+                 static_cast<long long>(report.total), report.density(), before, report.threshold);
+    for (Param& p : model->params()) masks.push_back(p.mask);
+  }
+  const std::string& start = c.reset_to.empty() ? c.prune_at : c.reset_to;
+  if (start.empty())
+    return Status::InvalidArgument("--reset-global-step-to needs --reset-to or --prune-at (the weights to start from)");
+  SLUICE_ASSIGN_OR_RETURN(Metadata meta, LoadCheckpoint(start, model, optimizer));
+  SLUICE_ASSIGN_OR_RETURN(Position at, ReadPosition(meta, start));
+  std::fprintf(stderr, "train: weights, momentum and step %lld from %s\n",
+               static_cast<long long>(at.step), start.c_str());
+  if (!c.reset_global_step_to.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(formats::SafetensorsFile file,
+                            formats::SafetensorsFile::Open(c.reset_global_step_to));
+    SLUICE_ASSIGN_OR_RETURN(at, ReadPosition(file.metadata(), c.reset_global_step_to));
+    std::fprintf(stderr, "train: global step (learning-rate schedule) and data position rewound to %lld from %s\n",
+                 static_cast<long long>(at.step), c.reset_global_step_to.c_str());
+  }
+  if (!masks.empty()) {
+    size_t k = 0;
+    for (Param& p : model->params()) p.mask = std::move(masks[k++]);
+    ApplyMasks(model->params(), optimizer);
+  }
+  return at;
 }
 
 struct Window {
@@ -214,28 +286,34 @@ Result<TrainSummary> Train(const TrainConfig& config) {
   if (!existing.empty() && !c.resume)
     return Status::InvalidArgument(c.model_dir + " already holds checkpoints (" + existing.back().path +
                                    "): pass --resume to continue that run, or use a new --model-dir");
+  const bool from_checkpoints = !c.prune_method.empty() || !c.prune_at.empty() ||
+                                !c.reset_to.empty() || !c.reset_global_step_to.empty();
   if (c.resume && !existing.empty()) {
     const CheckpointEntry& newest = existing.back();
     SLUICE_ASSIGN_OR_RETURN(Metadata meta, LoadCheckpoint(newest.path, model.get(), &optimizer));
-    auto number = [&](const char* key) -> Result<uint64_t> {
-      const std::string& v = meta[key];
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0')
-        return Status::DataLoss(newest.path + ": metadata '" + key + "' is '" + v +
-                                "', not a number (cannot resume from it)");
-      return static_cast<uint64_t>(n);
-    };
-    SLUICE_ASSIGN_OR_RETURN(uint64_t saved_step, number("step"));
-    SLUICE_ASSIGN_OR_RETURN(uint64_t saved_epoch, number("data_epoch"));
-    SLUICE_ASSIGN_OR_RETURN(data_samples, number("data_samples"));
-    step = static_cast<int64_t>(saved_step);
-    data_epoch = static_cast<uint32_t>(saved_epoch);
-    std::fprintf(stderr, "train: resuming from %s (step %lld)\n", newest.path.c_str(),
-                 static_cast<long long>(step));
+    SLUICE_ASSIGN_OR_RETURN(Position at, ReadPosition(meta, newest.path));
+    step = at.step;
+    data_epoch = at.data_epoch;
+    data_samples = at.data_samples;
+    std::fprintf(stderr, "train: resuming from %s (step %lld%s)\n", newest.path.c_str(),
+                 static_cast<long long>(step),
+                 PrunableDensity(model->params()) < 1
+                     ? (", density " + std::to_string(PrunableDensity(model->params()))).c_str()
+                     : "");
     if (newest.final && step >= train_steps) {
       std::fprintf(stderr, "train: the run is already complete\n");
     }
+  } else if (from_checkpoints) {
+    SLUICE_ASSIGN_OR_RETURN(Position at, StartFromCheckpoints(c, model.get(), &optimizer));
+    step = at.step;
+    data_epoch = at.data_epoch;
+    data_samples = at.data_samples;
+    if (step >= train_steps)
+      return Status::InvalidArgument(
+          "the run starts at step " + std::to_string(step) + " and --train-steps is " +
+          std::to_string(train_steps) + ": nothing to train (train_steps is the global step to stop "
+          "at; fine-tuning for M steps from step " + std::to_string(step) + " needs --train-steps " +
+          std::to_string(step) + " + M)");
   } else {
     model->Initialize(c.init, c.seed);
   }
@@ -255,7 +333,14 @@ Result<TrainSummary> Train(const TrainConfig& config) {
     m["data_epoch"] = std::to_string(data_epoch);
     m["data_samples"] = std::to_string(data_samples);
     m["train_steps"] = std::to_string(train_steps);
-    m["format"] = "pytorch state_dict names and layouts; *.momentum_buffer = SGD momentum";
+    m["format"] =
+        "pytorch state_dict names and layouts; *.momentum_buffer = SGD momentum; *.mask = pruning mask";
+    const double density = PrunableDensity(model->params());
+    if (density < 1) m["density"] = std::to_string(density);
+    for (auto [key, value] : {std::pair{"prune_method", &c.prune_method}, std::pair{"prune_at", &c.prune_at},
+                              std::pair{"reset_to", &c.reset_to},
+                              std::pair{"reset_global_step_to", &c.reset_global_step_to}})
+      if (!value->empty()) m[key] = *value;
     return m;
   };
   auto save = [&](std::optional<int64_t> at) -> Status {
@@ -299,6 +384,9 @@ Result<TrainSummary> Train(const TrainConfig& config) {
   };
 
   if (step == 0 && wants_checkpoint(0)) SLUICE_RETURN_IF_ERROR(save(0));
+  // A run that starts from checkpoints records where it started (pruned, rewound): a resume starts
+  // there without pruning again, and the start state can be inspected.
+  if (from_checkpoints && existing.empty() && step > 0) SLUICE_RETURN_IF_ERROR(save(step));
 
   pipeline::PipelineConfig pc;
   pc.inputs = {data_glob};

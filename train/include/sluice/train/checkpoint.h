@@ -3,12 +3,14 @@
 //   <param>                   every parameter, PyTorch layout (conv OIHW, dense (out, in))
 //   <bn>.running_mean/_var    BN statistics (F32), <bn>.num_batches_tracked (I64 scalar)
 //   <param>.momentum_buffer   SGD momentum (torch.optim.SGD's state key), same layout as <param>
+//   <param>.mask              lottery pruning mask (prune.h), same layout, 1 kept / 0 pruned; only
+//                             for pruned parameters
 //   __metadata__              step, epoch, recipe, model, seed, data position (data_epoch,
 //                             data_samples: samples of that epoch already consumed), ...
 // A PyTorch user loads the weights with
 //   sd = safetensors.torch.load_file(f)
-//   model.load_state_dict({k: v for k, v in sd.items() if not k.endswith(".momentum_buffer")},
-//                         strict=True)
+//   model.load_state_dict({k: v for k, v in sd.items()
+//                          if not k.endswith((".momentum_buffer", ".mask"))}, strict=True)
 // Files are written atomically (temp + fsync + rename): a crash leaves the old file or the new.
 #ifndef SLUICE_TRAIN_CHECKPOINT_H_
 #define SLUICE_TRAIN_CHECKPOINT_H_
@@ -28,6 +30,7 @@ namespace sluice::train {
 using Metadata = std::map<std::string, std::string>;
 
 constexpr std::string_view kMomentumSuffix = ".momentum_buffer";
+constexpr std::string_view kMaskSuffix = ".mask";
 
 // Writes model weights, BN state, the optimizer's momentum buffers (when `optimizer` is not null)
 // and `metadata` to `path`.
@@ -39,9 +42,12 @@ struct LoadOptions {
   bool load_momentum = true;
 };
 
-// Loads every parameter and BN state of `model` from `path`. NotFound naming the tensor for one
-// that is missing; InvalidArgument naming the tensor and both shapes for a shape mismatch, and for
-// a tensor the model does not have (other than momentum buffers). Returns the metadata.
+// Loads every parameter and BN state of `model` from `path`, and the masks: a prunable parameter
+// gets the file's `<param>.mask` (its pruned weights and momentum are then zeroed) or none. NotFound
+// naming the tensor for one that is missing; InvalidArgument naming the tensor and both shapes for
+// a shape mismatch, for a tensor the model does not have (other than momentum buffers) and for a
+// mask of a parameter that is never pruned; DataLoss for a mask value other than 0 or 1. Returns
+// the metadata.
 Result<Metadata> LoadCheckpoint(const std::string& path, Model* model, SgdMomentum* optimizer,
                                 const LoadOptions& options = {});
 

@@ -34,6 +34,9 @@ struct Param {
   Tensor grad;
   std::vector<int64_t> torch_shape;
   bool trainable = true;
+  // Lottery pruning (prune.h): empty = dense; else value's shape, 1 = kept, 0 = pruned. Pruned
+  // weights and their momentum are exactly zero and stay so (the optimizer keeps them there).
+  Tensor mask;
 
   bool is_batch_norm() const { return kind == ParamKind::kBnWeight || kind == ParamKind::kBnBias; }
   bool is_bias() const {
@@ -42,6 +45,7 @@ struct Param {
   bool is_prunable() const {
     return kind == ParamKind::kConvWeight || kind == ParamKind::kDenseWeight;
   }
+  bool masked() const { return mask.size() > 0; }
 };
 
 // Non-trainable state saved in checkpoints: BN running statistics (float) and their

@@ -7,7 +7,8 @@
 //   v  = momentum * v + g'
 //   w  = w - lr * v                        (plain)
 //   w  = w - lr * (g' + momentum * v)      (Nesterov, TF use_nesterov / torch nesterov=True)
-// A mask (lottery pruning, later) is not part of this file.
+// A parameter with a mask (Param::mask, lottery pruning) has w = v = 0 wherever the mask is 0 after
+// every step: its gradient and weight decay there are discarded.
 #ifndef SLUICE_TRAIN_OPTIMIZER_H_
 #define SLUICE_TRAIN_OPTIMIZER_H_
 

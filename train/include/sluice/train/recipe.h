@@ -44,6 +44,21 @@ struct TrainConfig {
   double warmup_epochs = 0;
   double force_learning_rate = 0;  // > 0: constant rate (fine-tuning)
 
+  // Lottery runs (prune.h; the reference's --lottery_* flags), for a run that starts from
+  // checkpoints instead of an initialization:
+  //   prune_method          prune_all_to_global_<D> | prune_all_to_layerwise_<D>
+  //   prune_at              the checkpoint whose magnitudes (and masks) define the new masks
+  //   reset_to              weights, momentum, BN statistics, step and data position from this
+  //                         checkpoint (weight rewinding); default prune_at
+  //   reset_global_step_to  then the step (the LR schedule) and data position from this one
+  //                         (LR rewinding)
+  // train_steps stays the global step to stop at: fine-tuning from the final step T for M more
+  // steps sets it to T + M.
+  std::string prune_method;
+  std::string prune_at;
+  std::string reset_to;
+  std::string reset_global_step_to;
+
   SgdConfig sgd;
   double label_smoothing = 0;
 
