@@ -1,6 +1,8 @@
 """Independent implementations for the interop scripts: CRC32C, TFRecord framing, and protobuf
 message classes built from field numbers alone (no .proto from this repository, no sluice code)."""
 import argparse
+import json
+import math
 import struct
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -130,3 +132,51 @@ def parse_args():
     p.add_argument("--fixtures", default="")
     p.add_argument("--work", required=True)
     return p.parse_args()
+
+
+class InteropError(Exception):
+    """A file an interop script reads is not what it should be."""
+
+
+SAFETENSORS_DTYPES = {"F32": ("<f4", 4), "I64": ("<i8", 8)}
+
+
+def read_safetensors(path):
+    """Returns ({name: numpy array}, metadata) in file order. Only the F32 and I64 dtypes are
+    expected here. The safetensors layout: u64 LE header length, a JSON header, little-endian
+    row-major data."""
+    import numpy as np  # here: the TFRecord scripts that import this module do not need numpy
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise InteropError(f"cannot read {path}: {e}")
+    if len(data) < 8:
+        raise InteropError(f"{path}: {len(data)} bytes, shorter than the header length")
+    (n,) = struct.unpack_from("<Q", data, 0)
+    if 8 + n > len(data):
+        raise InteropError(f"{path}: header length {n} past the end of the {len(data)}-byte file")
+    try:
+        header = json.loads(data[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InteropError(f"{path}: bad JSON header: {e}")
+    if not isinstance(header, dict):
+        raise InteropError(f"{path}: the header is not a JSON object")
+    metadata = header.pop("__metadata__", {})
+    body = memoryview(data)[8 + n:]
+    tensors = {}
+    for name, info in header.items():
+        try:
+            dtype, shape, (begin, end) = info["dtype"], list(info["shape"]), info["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise InteropError(f"{path}: bad header entry {name}: {info!r}")
+        if dtype not in SAFETENSORS_DTYPES:
+            raise InteropError(f"{path}: {name} has dtype {dtype}, expected F32 or I64")
+        np_dtype, size = SAFETENSORS_DTYPES[dtype]
+        count = math.prod(shape)
+        if not 0 <= begin <= end <= len(body) or end - begin != count * size:
+            raise InteropError(f"{path}: {name} data_offsets [{begin}, {end}] do not fit shape "
+                            f"{shape} {dtype} in a {len(body)}-byte body")
+        arr = np.frombuffer(body[begin:end], dtype=np_dtype).reshape(shape).copy()
+        tensors[name] = arr
+    return tensors, metadata

@@ -52,7 +52,6 @@ PyTorch's oneDNN/im2col, per-channel BN reductions, and a different reduction tr
 import json
 import math
 import os
-import struct
 import subprocess
 import sys
 
@@ -76,49 +75,9 @@ BN_EPS = 1e-5
 # ----------------------------------------------------------------------------------------------
 # File readers (independent of sluice).
 
-SAFETENSORS_DTYPES = {"F32": ("<f4", 4), "I64": ("<i8", 8)}
-
-
-class CaseError(Exception):
-    """A problem that ends the current case (bad file, missing tensor, tool failure)."""
-
-
-def read_safetensors(path):
-    """Returns ({name: numpy array}, metadata). Only the F32 and I64 dtypes are expected here."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise CaseError(f"cannot read {path}: {e}")
-    if len(data) < 8:
-        raise CaseError(f"{path}: {len(data)} bytes, shorter than the header length")
-    (n,) = struct.unpack_from("<Q", data, 0)
-    if 8 + n > len(data):
-        raise CaseError(f"{path}: header length {n} past the end of the {len(data)}-byte file")
-    try:
-        header = json.loads(data[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CaseError(f"{path}: bad JSON header: {e}")
-    if not isinstance(header, dict):
-        raise CaseError(f"{path}: the header is not a JSON object")
-    metadata = header.pop("__metadata__", {})
-    body = memoryview(data)[8 + n:]
-    tensors = {}
-    for name, info in header.items():
-        try:
-            dtype, shape, (begin, end) = info["dtype"], list(info["shape"]), info["data_offsets"]
-        except (KeyError, TypeError, ValueError):
-            raise CaseError(f"{path}: bad header entry {name}: {info!r}")
-        if dtype not in SAFETENSORS_DTYPES:
-            raise CaseError(f"{path}: {name} has dtype {dtype}, expected F32 or I64")
-        np_dtype, size = SAFETENSORS_DTYPES[dtype]
-        count = math.prod(shape)
-        if not 0 <= begin <= end <= len(body) or end - begin != count * size:
-            raise CaseError(f"{path}: {name} data_offsets [{begin}, {end}] do not fit shape "
-                            f"{shape} {dtype} in a {len(body)}-byte body")
-        arr = np.frombuffer(body[begin:end], dtype=np_dtype).reshape(shape).copy()
-        tensors[name] = arr
-    return tensors, metadata
+# A problem that ends the current case (bad file, missing tensor, tool failure).
+CaseError = ic.InteropError
+read_safetensors = ic.read_safetensors
 
 
 def read_npy(path, dtype, shape):

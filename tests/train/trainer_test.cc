@@ -433,5 +433,237 @@ TEST_F(TrainerTest, CheckpointDataPositionAfterEpochWraps) {
   ExpectPositionsMatchStream(c, {16, 17, 31, 32, 36});
 }
 
+
+// --- lottery runs (TrainConfig's prune_* / reset_* fields) --------------------------------------
+
+// Every float tensor of a checkpoint, in PyTorch layout, with its metadata.
+struct Checkpoint {
+  std::map<std::string, std::vector<float>> tensors;
+  Metadata meta;
+};
+Checkpoint ReadCheckpoint(const std::string& path) {
+  Checkpoint c;
+  auto f = formats::SafetensorsFile::Open(path);
+  EXPECT_TRUE(f.ok()) << path << ": " << f.status().ToString();
+  if (!f.ok()) return c;
+  for (const std::string& name : f->names()) {
+    auto v = f->Floats(name);
+    if (v.ok()) c.tensors[name] = *v;
+  }
+  c.meta = f->metadata();
+  return c;
+}
+
+class LotteryTrainTest : public TrainerTest {
+ protected:
+  // The dense run every test prunes: 40 steps, checkpoints at 0 and 10, LR 0.025 x0.1 after
+  // step 15 and again after step 31 (epochs 1 and 2 of 15.625 steps).
+  void SetUp() override {
+    TrainerTest::SetUp();
+    TrainConfig c = Base("dense", 40);
+    c.checkpoint_iters = {0, 10};
+    auto r = Train(c);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    dense_ = c.model_dir;
+  }
+  TrainConfig Base(const std::string& run, int64_t steps) const {
+    TrainConfig c = Config(run, steps);
+    c.lr_boundary_epochs = {1, 2};
+    c.lr_multipliers = {1, 0.1, 0.01};
+    return c;
+  }
+  std::string Dense(const char* name) const { return dense_ + "/" + name; }
+  // Learning rate of each logged training step in DIR/metrics.jsonl.
+  static std::map<int64_t, double> LoggedRates(const std::string& dir) {
+    std::map<int64_t, double> out;
+    std::istringstream lines(*formats::ReadFile(dir + "/metrics.jsonl"));
+    std::string line;
+    while (std::getline(lines, line)) {
+      const auto j = nlohmann::json::parse(line);
+      if (j["kind"] == "train") out[j["step"]] = j["learning_rate"];
+    }
+    return out;
+  }
+  // The expectations of the pruned run's first checkpoint `start` against `source` (the
+  // checkpoint its weights came from): every prunable weight and its momentum is the source's
+  // where the mask keeps it and exactly 0 where it does not; everything else is the source's.
+  static void ExpectMaskedCopy(const Checkpoint& start, const Checkpoint& source, double density) {
+    int64_t total = 0, kept = 0, masked_tensors = 0;
+    for (const auto& [name, value] : source.tensors) {
+      if (name.ends_with(".mask")) continue;
+      const std::string param = name.ends_with(".momentum_buffer")
+                                    ? name.substr(0, name.size() - std::string(".momentum_buffer").size())
+                                    : name;
+      ASSERT_TRUE(start.tensors.count(name)) << name;
+      const std::vector<float>& got = start.tensors.at(name);
+      auto mask = start.tensors.find(param + ".mask");
+      if (mask == start.tensors.end()) {
+        EXPECT_EQ(got, value) << name << " is copied unchanged";
+        continue;
+      }
+      ++masked_tensors;
+      for (size_t i = 0; i < value.size(); ++i) {
+        const float want = mask->second[i] == 1.0f ? value[i] : 0.0f;
+        ASSERT_EQ(got[i], want) << name << " element " << i;
+      }
+      if (name == param) {
+        total += value.size();
+        for (float m : mask->second) kept += m == 1.0f;
+      }
+    }
+    // 10 convs + fc, each with its momentum.
+    EXPECT_EQ(masked_tensors, 22);
+    EXPECT_EQ(kept, std::llround(density * total));
+    EXPECT_EQ(start.meta.at("density"), std::to_string(static_cast<double>(kept) / total));
+  }
+  // Masked weights and their momentum are zero at the end, and the mask did not change.
+  static void ExpectFinalKeepsMask(const Checkpoint& final_ckpt, const Checkpoint& start) {
+    int64_t checked = 0;
+    for (const auto& [name, mask] : start.tensors) {
+      if (!name.ends_with(".mask")) continue;
+      const std::string param = name.substr(0, name.size() - 5);
+      EXPECT_EQ(final_ckpt.tensors.at(name), mask) << name;
+      const auto& w = final_ckpt.tensors.at(param);
+      const auto& v = final_ckpt.tensors.at(param + ".momentum_buffer");
+      for (size_t i = 0; i < mask.size(); ++i)
+        if (mask[i] == 0) {
+          ASSERT_EQ(w[i], 0.0f) << param << " " << i;
+          ASSERT_EQ(v[i], 0.0f) << param << " momentum " << i;
+          ++checked;
+        }
+    }
+    EXPECT_GT(checked, 0);
+  }
+  std::string dense_;
+};
+
+TEST_F(LotteryTrainTest, WeightRewindRestoresTheCheckpointExactlyThenMasks) {
+  TrainConfig c = Base("weight_rewind", 40);
+  c.prune_method = "prune_all_to_global_51.2";
+  c.prune_at = Dense("checkpoint_iter_final.safetensors");
+  c.reset_to = Dense("checkpoint_iter_10.safetensors");
+  auto r = Train(c);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->first_step, 10);
+  EXPECT_EQ(r->steps, 40);
+  const Checkpoint source = ReadCheckpoint(c.reset_to);
+  const Checkpoint start = ReadCheckpoint(c.model_dir + "/checkpoint_iter_10.safetensors");
+  ExpectMaskedCopy(start, source, 0.512);
+  for (const char* key : {"step", "data_epoch", "data_samples"})
+    EXPECT_EQ(start.meta.at(key), source.meta.at(key)) << key;
+  EXPECT_EQ(start.meta.at("prune_method"), "prune_all_to_global_51.2");
+  ExpectFinalKeepsMask(ReadCheckpoint(r->final_checkpoint), start);
+  // The schedule continues from step 10 (rates logged at steps 20, 30, 40: steps 19, 29, 39).
+  const auto rates = LoggedRates(c.model_dir);
+  EXPECT_EQ(rates.size(), 3u);
+  EXPECT_DOUBLE_EQ(rates.at(20), 0.0025);
+  EXPECT_DOUBLE_EQ(rates.at(40), 0.00025);
+}
+
+TEST_F(LotteryTrainTest, LrRewindKeepsFinalWeightsAndFollowsTheScheduleFromTheCheckpointStep) {
+  TrainConfig c = Base("lr_rewind", 40);
+  c.log_every = 1;
+  c.prune_method = "prune_all_to_global_80.0";
+  c.prune_at = Dense("checkpoint_iter_final.safetensors");
+  c.reset_global_step_to = Dense("checkpoint_iter_10.safetensors");
+  auto r = Train(c);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->first_step, 10);
+  const Checkpoint final_dense = ReadCheckpoint(c.prune_at);
+  const Checkpoint at10 = ReadCheckpoint(c.reset_global_step_to);
+  const Checkpoint start = ReadCheckpoint(c.model_dir + "/checkpoint_iter_10.safetensors");
+  ExpectMaskedCopy(start, final_dense, 0.8);  // weights and momentum: the final ones
+  for (const char* key : {"step", "data_epoch", "data_samples"})
+    EXPECT_EQ(start.meta.at(key), at10.meta.at(key)) << key;
+  // Batch 32 of 500 images: 15.625 steps per epoch, boundaries int(15.625) = 15 and int(31.25) =
+  // 31; LR 0.1 * 32 / 128 = 0.025 while step <= 15, then 0.0025, then 0.00025 after step 31. The
+  // rate logged at step s is the one step s - 1 ran with.
+  const auto rates = LoggedRates(c.model_dir);
+  ASSERT_EQ(rates.size(), 30u);
+  EXPECT_EQ(rates.begin()->first, 11);
+  for (const auto& [s, lr] : rates) {
+    const double want = s - 1 <= 15 ? 0.025 : s - 1 <= 31 ? 0.0025 : 0.00025;
+    EXPECT_DOUBLE_EQ(lr, want) << "step " << s;
+  }
+  ExpectFinalKeepsMask(ReadCheckpoint(r->final_checkpoint), start);
+}
+
+TEST_F(LotteryTrainTest, FinetuneKeepsTheLearningRateConstant) {
+  TrainConfig c = Base("finetune", 55);
+  c.log_every = 5;
+  c.prune_method = "prune_all_to_layerwise_21.0";
+  c.prune_at = Dense("checkpoint_iter_final.safetensors");
+  c.force_learning_rate = 0.001;
+  auto r = Train(c);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->first_step, 40);
+  EXPECT_EQ(r->steps, 55);
+  const auto rates = LoggedRates(c.model_dir);
+  EXPECT_EQ(rates.size(), 3u);
+  for (const auto& [s, lr] : rates) EXPECT_EQ(lr, 0.001) << "step " << s;
+  const Checkpoint start = ReadCheckpoint(c.model_dir + "/checkpoint_iter_40.safetensors");
+  // Layerwise: every masked tensor keeps 21 % of itself.
+  for (const auto& [name, mask] : start.tensors) {
+    if (!name.ends_with(".mask")) continue;
+    int64_t kept = 0;
+    for (float m : mask) kept += m == 1.0f;
+    EXPECT_EQ(kept, std::llround(0.21 * mask.size())) << name;
+  }
+  ExpectFinalKeepsMask(ReadCheckpoint(r->final_checkpoint), start);
+
+  // Fine-tuning needs train_steps past the start: the error says so.
+  TrainConfig short_run = c;
+  short_run.model_dir = (runs_ / "finetune_short").string();
+  short_run.train_steps = 40;
+  auto refused = Train(short_run);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("nothing to train"));
+}
+
+TEST_F(LotteryTrainTest, ResumedPrunedRunEndsWithTheSameWeights) {
+  TrainConfig c = Base("straight", 40);
+  c.prune_method = "prune_all_to_global_51.2";
+  c.prune_at = Dense("checkpoint_iter_final.safetensors");
+  c.reset_to = Dense("checkpoint_iter_10.safetensors");
+  ASSERT_TRUE(Train(c).ok());
+  TrainConfig first = c;
+  first.model_dir = (runs_ / "resumed").string();
+  first.train_steps = 25;
+  ASSERT_TRUE(Train(first).ok());
+  TrainConfig second = first;
+  second.train_steps = 40;
+  second.resume = true;  // from checkpoint_iter_final at 25: masks come from the checkpoint
+  second.prune_at = "/nonexistent/is-not-read-when-resuming.safetensors";
+  auto r = Train(second);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->first_step, 25);
+  const Checkpoint a = ReadCheckpoint(c.model_dir + "/checkpoint_iter_final.safetensors");
+  const Checkpoint b = ReadCheckpoint(r->final_checkpoint);
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (const auto& [name, value] : a.tensors) EXPECT_EQ(b.tensors.at(name), value) << name;
+}
+
+TEST_F(LotteryTrainTest, BadLotteryFlagsAreClearErrors) {
+  TrainConfig c = Base("bad", 40);
+  c.prune_method = "prune_all_to_global_80.0";
+  auto r = Train(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("--prune-method needs --prune-at"));
+
+  c.model_dir = (runs_ / "bad2").string();
+  c.prune_method = "prune_global_80";
+  c.prune_at = Dense("checkpoint_iter_final.safetensors");
+  r = Train(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("unknown pruning method 'prune_global_80'"));
+
+  c.model_dir = (runs_ / "bad3").string();
+  c.prune_method = "prune_all_to_global_80.0";
+  c.prune_at = Dense("checkpoint_iter_7.safetensors");
+  r = Train(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("checkpoint_iter_7.safetensors"));
+}
+
 }  // namespace
 }  // namespace sluice::train

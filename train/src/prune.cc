@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 
 #include "sluice/train/checkpoint.h"
@@ -84,19 +86,23 @@ Result<PruneMethod> ParsePruneMethod(std::string_view name) {
 
 std::string PruneMethodName(const PruneMethod& method) {
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.17g", method.density);
-  std::string d = buf;
-  if (d.find_first_of(".e") == std::string::npos) d += ".0";
-  return std::string(method.scope == PruneMethod::Scope::kGlobal ? kGlobalPrefix : kLayerwisePrefix) + d;
+  for (int decimals = 1; decimals <= 12; ++decimals) {  // the shortest "80.0" / "51.2" that reads back
+    std::snprintf(buf, sizeof(buf), "%.*f", decimals, method.density);
+    if (std::strtod(buf, nullptr) == method.density) break;
+  }
+  return std::string(method.scope == PruneMethod::Scope::kGlobal ? kGlobalPrefix : kLayerwisePrefix) + buf;
 }
 
 Result<PruneReport> Prune(std::deque<Param>& params, const PruneMethod& method) {
   std::vector<Param*> prunable;
   std::vector<std::vector<float>> scores;
   PruneReport report;
-  for (Param& p : params) {
-    if (!p.is_prunable()) continue;
-    prunable.push_back(&p);
+  for (Param& p : params)
+    if (p.is_prunable()) prunable.push_back(&p);
+  // Checkpoint order: a safetensors file lists tensors sorted by name.
+  std::sort(prunable.begin(), prunable.end(), [](const Param* a, const Param* b) { return a->name < b->name; });
+  for (Param* pp : prunable) {
+    const Param& p = *pp;
     SLUICE_ASSIGN_OR_RETURN(std::vector<float> s, Scores(p));
     scores.push_back(std::move(s));
     report.layers.push_back({p.name, p.value.size(), CountKept(p), 0});

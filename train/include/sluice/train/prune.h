@@ -9,9 +9,9 @@
 // weights pruned by an earlier level stay pruned. BN parameters and biases are never pruned.
 //
 // Exactly round(D / 100 * N) weights are kept (N: the weights of the scope), the largest |w|.
-// Ties at the threshold are kept in checkpoint order: parameters in model order, elements in
-// PyTorch layout order (what a stable descending argsort over the concatenated, raveled
-// state_dict tensors keeps). The reference thresholds at np.percentile instead, which keeps about
+// Ties at the threshold are kept in checkpoint order: parameters sorted by name (the order of a
+// safetensors file), elements in PyTorch layout order; what a stable descending argsort over the
+// concatenated, raveled checkpoint tensors keeps. The reference thresholds at np.percentile instead, which keeps about
 // D % and drops every tie.
 #ifndef SLUICE_TRAIN_PRUNE_H_
 #define SLUICE_TRAIN_PRUNE_H_
@@ -44,7 +44,7 @@ struct PruneReport {
     std::string name;
     int64_t size = 0, kept_before = 0, kept = 0;
   };
-  std::vector<Layer> layers;
+  std::vector<Layer> layers;  // prunable parameters, sorted by name
   int64_t total = 0, kept = 0;
   // The smallest |w| kept (global scope; 0 when nothing is kept).
   float threshold = 0;
