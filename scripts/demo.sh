@@ -77,5 +77,12 @@ step "evaluate the final checkpoint; dump the exact network inputs and logits as
 $SLUICE eval --checkpoint "$OUT/run_cifar/checkpoint_iter_final.safetensors" --data "$OUT/cifar10/test-*" \
   --preset cifar-eval --dump-inputs "$OUT/run_cifar/eval_inputs.npy" --dump-logits "$OUT/run_cifar/eval_logits.npy"
 
-step "not yet built (open issues): lottery"
+step "lottery: dense run, prune to 80/51.2/21 %, retrain by weight rewinding, LR rewinding and fine-tuning"
+# The reduced shape of the rewinding paper's experiment (bench/RESULTS.md has a larger run; the README the
+# full-scale commands). Interrupt it and run the same command again: it resumes.
+$SLUICE lottery --model small-resnet --width 8 --recipe tf-cifar-resnet --data-dir "$OUT/cifar10" \
+  --out "$OUT/lottery" --train-steps 120 --batch 32 --set lr_boundary_epochs=4,6 --rewind-iter 10 \
+  --densities 80,51.2,21 --modes weight-rewind,lr-rewind,finetune --eval-every 40 --log-every 40 --seed 1 \
+  2> >(tee "$OUT/lottery.log" | grep --line-buffered '^lottery \[' >&2)
+echo "(per-run logs: $OUT/lottery.log; chart: $OUT/lottery/summary.svg)" >&2
 echo "demo: done; outputs in $OUT" >&2
