@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "command.h"
+#include "run_flags.h"
 #include "sluice/cli/cli.h"
 #include "sluice/train/lottery.h"
 
@@ -14,21 +15,17 @@ namespace sluice::cli {
 namespace {
 
 struct LotteryFlags {
-  std::string recipe = "tf-cifar-resnet";
-  std::string model, data_dir, out, hparams;
-  std::vector<std::string> sets;
+  RunFlags run;
+  std::string out;
   int64_t rewind_iter = -1;
   std::string densities = "80,64,51.2";
   std::string modes = "weight-rewind,lr-rewind,finetune";
   std::string pruning = "global";
   bool iterative = false;
   int levels = 0;
-  int64_t train_steps = 0, eval_every = 0, eval_limit = 0, log_every = 0, checkpoint_every = 0;
-  int batch = 0, width = 0, blocks = 0, train_threads = 0, pipeline_threads = 0;
-  uint64_t seed = 0;
+  int64_t checkpoint_every = 0;
   double finetune_lr = 0.001;
-  CLI::App* app = nullptr;
-  bool Given(const char* flag) const { return app->count(flag) > 0; }
+  bool Given(const char* flag) const { return run.Given(flag); }
 };
 
 std::vector<std::string> Split(const std::string& text) {
@@ -43,14 +40,7 @@ std::vector<std::string> Split(const std::string& text) {
 int RunLotteryCommand(const LotteryFlags& f) {
   train::LotteryConfig lc;
   train::TrainConfig& c = lc.base;
-  Status s = train::ApplyRecipe(f.recipe, &c);
-  if (s.ok() && !f.hparams.empty()) s = train::ApplyHparamsFile(f.hparams, &c);
-  for (const std::string& kv : f.sets) {
-    if (!s.ok()) break;
-    const size_t eq = kv.find('=');
-    s = eq == std::string::npos ? Status::InvalidArgument("--set '" + kv + "': expected key=value")
-                                : train::SetHparam(&c, kv.substr(0, eq), kv.substr(eq + 1));
-  }
+  Status s = ApplyRunFlags(f.run, &c);
   for (const std::string& d : Split(f.densities)) {
     if (!s.ok()) break;
     char* end = nullptr;
@@ -71,19 +61,6 @@ int RunLotteryCommand(const LotteryFlags& f) {
     PrintError(s);
     return kExitUsage;
   }
-  c.data_dir = f.data_dir;
-  if (f.Given("--model")) c.model.name = f.model;
-  if (f.Given("--train-steps")) c.train_steps = f.train_steps;
-  if (f.Given("--batch")) c.batch_size = f.batch;
-  if (f.Given("--eval-every")) c.eval_every = f.eval_every;
-  if (f.Given("--eval-limit")) c.eval_limit = f.eval_limit;
-  if (f.Given("--log-every")) c.log_every = f.log_every;
-  if (f.Given("--seed")) c.seed = f.seed;
-  if (f.Given("--width")) c.model.width = f.width;
-  if (f.Given("--blocks")) c.model.blocks = f.blocks;
-  if (c.log_every < 1) c.log_every = 1;
-  c.train_threads = f.train_threads;
-  c.pipeline_threads = f.pipeline_threads;
   lc.out_dir = f.out;
   lc.rewind_iter = f.rewind_iter;
   lc.modes = Split(f.modes);
@@ -113,11 +90,7 @@ Command AddLotteryCommand(CLI::App& root) {
       "lottery",
       "Run a whole pruning experiment: the dense run, then prune + retrain (weight rewinding, LR "
       "rewinding, fine-tuning) at each density, one-shot or iterative, and compare");
-  f->app = app;
-  app->add_option("--recipe", f->recipe, "Hyperparameters and schedule (see `sluice train --help`)")
-      ->capture_default_str();
-  app->add_option("--model", f->model, "Architecture (default: the recipe's)");
-  app->add_option("--data-dir", f->data_dir, "Output directory of `sluice ingest`")->required();
+  AddRunFlags(app, &f->run, "Steps of the dense run (default: the recipe's, scaled to the data and batch)");
   app->add_option("--out", f->out, "Experiment directory (resumed when it exists)")->required();
   app->add_option("--rewind-iter", f->rewind_iter,
                   "Step k to rewind to (the dense run checkpoints there), e.g. 4701")
@@ -133,21 +106,8 @@ Command AddLotteryCommand(CLI::App& root) {
   app->add_option("--pruning", f->pruning, "global (one threshold) or layerwise")->capture_default_str();
   app->add_option("--finetune-lr", f->finetune_lr, "Constant learning rate of fine-tuning")
       ->capture_default_str();
-  app->add_option("--train-steps", f->train_steps,
-                  "Steps of the dense run (default: the recipe's, scaled to the data and batch)");
   app->add_option("--checkpoint-every", f->checkpoint_every,
                   "Checkpoint every N steps in every run, for resuming (default: a tenth of the dense run)");
-  app->add_option("--batch", f->batch, "Images per step (default: the recipe's)");
-  app->add_option("--eval-every", f->eval_every, "Evaluate every N steps (and at the end of each run)");
-  app->add_option("--eval-limit", f->eval_limit, "Evaluate on at most N images");
-  app->add_option("--log-every", f->log_every, "Steps per progress line");
-  app->add_option("--seed", f->seed, "Seed of initialization, shuffle and augmentation");
-  app->add_option("--width", f->width, "small-resnet: channels of the first stage");
-  app->add_option("--blocks", f->blocks, "small-resnet: residual blocks per stage");
-  app->add_option("--train-threads", f->train_threads, "Threads for forward/backward (default: all cores)");
-  app->add_option("--pipeline-threads", f->pipeline_threads, "Threads for decoding and augmentation");
-  app->add_option("--hparams", f->hparams, "YAML file of hyperparameters");
-  app->add_option("--set", f->sets, "Override one hyperparameter: key=value (repeatable)");
   app->footer(
       "\nEach retraining run trains T - k steps (T: the dense run's steps, k: --rewind-iter):\n"
       "  weight-rewind  prune the final weights, rewind weights, momentum and LR schedule to step k\n"

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "command.h"
+#include "run_flags.h"
 #include "sluice/cli/cli.h"
 #include "sluice/formats/safetensors.h"
 #include "sluice/train/checkpoint.h"
@@ -15,23 +16,12 @@ namespace sluice::cli {
 namespace {
 
 struct TrainFlags {
-  std::string recipe = "tf-cifar-resnet";
-  std::string model;
-  std::string data_dir, model_dir, hparams;
-  std::vector<std::string> sets;
-  int64_t train_steps = 0;
-  int batch = 0;
-  std::string checkpoint_iters;
-  int64_t eval_every = 0, eval_limit = 0, log_every = 0;
-  int train_threads = 0, pipeline_threads = 0;
-  uint64_t seed = 0;
-  int width = 0, blocks = 0;
-  double learning_rate = 0;
+  RunFlags run;
+  std::string model_dir, checkpoint_iters;
   std::string prune_method, prune_at, reset_to, reset_global_step_to;
   double force_learning_rate = 0;
   bool resume = false;
-  CLI::App* app = nullptr;
-  bool Given(const char* flag) const { return app->count(flag) > 0; }
+  bool Given(const char* flag) const { return run.Given(flag); }
 };
 
 Result<std::vector<int64_t>> ParseSteps(const std::string& text) {
@@ -54,48 +44,23 @@ Result<std::vector<int64_t>> ParseSteps(const std::string& text) {
 
 int RunTrain(const TrainFlags& f) {
   train::TrainConfig c;
-  Status s = train::ApplyRecipe(f.recipe, &c);
-  if (s.ok() && !f.hparams.empty()) s = train::ApplyHparamsFile(f.hparams, &c);
-  for (const std::string& kv : f.sets) {
-    if (!s.ok()) break;
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos) {
-      s = Status::InvalidArgument("--set '" + kv + "': expected key=value");
-      break;
-    }
-    s = train::SetHparam(&c, kv.substr(0, eq), kv.substr(eq + 1));
-  }
-  if (!s.ok()) {
+  if (Status s = ApplyRunFlags(f.run, &c); !s.ok()) {
     PrintError(s);
     return kExitUsage;
   }
-  c.data_dir = f.data_dir;
   c.model_dir = f.model_dir;
   c.resume = f.resume;
-  if (f.Given("--model")) c.model.name = f.model;
-  if (f.Given("--train-steps")) c.train_steps = f.train_steps;
-  if (f.Given("--batch")) c.batch_size = f.batch;
-  if (f.Given("--eval-every")) c.eval_every = f.eval_every;
-  if (f.Given("--eval-limit")) c.eval_limit = f.eval_limit;
-  if (f.Given("--log-every")) c.log_every = f.log_every;
-  if (f.Given("--seed")) c.seed = f.seed;
-  if (f.Given("--width")) c.model.width = f.width;
-  if (f.Given("--blocks")) c.model.blocks = f.blocks;
-  if (f.Given("--learning-rate")) c.base_learning_rate = f.learning_rate;
   if (f.Given("--prune-method")) c.prune_method = f.prune_method;
   if (f.Given("--prune-at")) c.prune_at = f.prune_at;
   if (f.Given("--reset-to")) c.reset_to = f.reset_to;
   if (f.Given("--reset-global-step-to")) c.reset_global_step_to = f.reset_global_step_to;
   if (f.Given("--force-learning-rate")) c.force_learning_rate = f.force_learning_rate;
-  c.train_threads = f.train_threads;
-  c.pipeline_threads = f.pipeline_threads;
   auto iters = ParseSteps(f.checkpoint_iters);
   if (!iters.ok()) {
     PrintError(iters.status());
     return kExitUsage;
   }
   c.checkpoint_iters = *iters;
-  if (c.log_every < 1) c.log_every = 1;
   auto summary = train::Train(c);
   if (!summary.ok()) {
     PrintError(summary.status());
@@ -222,31 +187,11 @@ Command AddTrainCommand(CLI::App& root) {
       "train",
       "Train a CNN on shards from `sluice ingest`, with checkpoints, evaluation, TensorBoard events "
       "and input-stall accounting");
-  f->app = app;
-  app->add_option("--recipe", f->recipe, "Hyperparameters and schedule (see below)")
-      ->capture_default_str();
-  app->add_option("--model", f->model, "Architecture (default: the recipe's)");
-  app->add_option("--data-dir", f->data_dir, "Output directory of `sluice ingest` (manifest.json)")
-      ->required();
+  AddRunFlags(app, &f->run, "Steps to train (default: the recipe's, scaled to this dataset and batch)");
   app->add_option("--model-dir", f->model_dir, "Run directory: checkpoints, events, metrics.jsonl")
       ->required();
-  app->add_option("--train-steps", f->train_steps,
-                  "Steps to train (default: the recipe's, scaled to this dataset and batch)");
-  app->add_option("--batch", f->batch, "Images per step (default: the recipe's)");
   app->add_option("--checkpoint-iters", f->checkpoint_iters,
                   "Comma-separated steps to checkpoint at, e.g. 0,4701 (the end always is)");
-  app->add_option("--eval-every", f->eval_every, "Evaluate every N steps (and always at the end)");
-  app->add_option("--eval-limit", f->eval_limit, "Evaluate on at most N images (default all)");
-  app->add_option("--log-every", f->log_every, "Steps per progress line and training scalar");
-  app->add_option("--train-threads", f->train_threads,
-                  "Threads for forward/backward (default: all cores)");
-  app->add_option("--pipeline-threads", f->pipeline_threads,
-                  "Threads for decoding and augmentation (default: a quarter of the cores, >= 1)");
-  app->add_option("--seed", f->seed, "Seed of initialization, shuffle and augmentation");
-  app->add_option("--width", f->width, "small-resnet: channels of the first stage");
-  app->add_option("--blocks", f->blocks, "small-resnet: residual blocks per stage");
-  app->add_option("--learning-rate", f->learning_rate,
-                  "Base learning rate (scaled by batch / lr_batch_denominator)");
   app->add_option("--prune-method", f->prune_method,
                   "Lottery: prune_all_to_global_<D> (keep D % of all conv + dense weights, one "
                   "magnitude threshold) or prune_all_to_layerwise_<D> (D % of each)");
@@ -260,8 +205,6 @@ Command AddTrainCommand(CLI::App& root) {
                   "(LR rewinding)");
   app->add_option("--force-learning-rate", f->force_learning_rate,
                   "Constant learning rate instead of the schedule (fine-tuning)");
-  app->add_option("--hparams", f->hparams, "YAML file of hyperparameters (keys below)");
-  app->add_option("--set", f->sets, "Override one hyperparameter: key=value (repeatable)");
   app->add_flag("--resume", f->resume, "Continue from the newest checkpoint in --model-dir");
   app->footer(TrainFooter());
   return {app, [f] { return RunTrain(*f); }};
