@@ -81,8 +81,8 @@ step "lottery: dense run, prune to 80/51.2/21 %, retrain by weight rewinding, LR
 # The reduced shape of the rewinding paper's experiment (bench/RESULTS.md has a larger run; the README the
 # full-scale commands). Interrupt it and run the same command again: it resumes.
 $SLUICE lottery --model small-resnet --width 8 --recipe tf-cifar-resnet --data-dir "$OUT/cifar10" \
-  --out "$OUT/lottery" --train-steps 120 --batch 32 --set lr_boundary_epochs=4,6 --rewind-iter 10 \
-  --densities 80,51.2,21 --modes weight-rewind,lr-rewind,finetune --eval-every 40 --log-every 40 --seed 1 \
+  --out "$OUT/lottery" --train-steps 300 --batch 32 --set lr_boundary_epochs=10,15 --rewind-iter 20 \
+  --densities 80,51.2,21 --modes weight-rewind,lr-rewind,finetune --eval-every 50 --log-every 50 --seed 1 \
   2> >(tee "$OUT/lottery.log" | grep --line-buffered '^lottery \[' >&2)
 echo "(per-run logs: $OUT/lottery.log; chart: $OUT/lottery/summary.svg)" >&2
 echo "demo: done; outputs in $OUT" >&2
