@@ -485,6 +485,11 @@ TrainConfig ModifiedConfig() {
   c.lr_boundary_rule = "tf";
   c.warmup_epochs = 1.5;
   c.force_learning_rate = 0.125;
+  // Paths and names with YAML's special characters: quotes, ': ', ' #', a leading '-'.
+  c.prune_method = "prune_all_to_global_51.2";
+  c.prune_at = "runs/it's: #1/checkpoint_iter_final.safetensors";
+  c.reset_to = "-runs/[a]/checkpoint_iter_4701.safetensors";
+  c.reset_global_step_to = "runs/''/{b}/checkpoint_iter_4701.safetensors";
   c.sgd.momentum = 0.875;
   c.sgd.nesterov = false;
   c.sgd.weight_decay = 3e-5;
@@ -522,6 +527,10 @@ void ExpectSameHparams(const TrainConfig& a, const TrainConfig& b) {
   EXPECT_EQ(a.lr_boundary_rule, b.lr_boundary_rule);
   EXPECT_EQ(a.warmup_epochs, b.warmup_epochs);
   EXPECT_EQ(a.force_learning_rate, b.force_learning_rate);
+  EXPECT_EQ(a.prune_method, b.prune_method);
+  EXPECT_EQ(a.prune_at, b.prune_at);
+  EXPECT_EQ(a.reset_to, b.reset_to);
+  EXPECT_EQ(a.reset_global_step_to, b.reset_global_step_to);
   EXPECT_EQ(a.sgd.momentum, b.sgd.momentum);
   EXPECT_EQ(a.sgd.nesterov, b.sgd.nesterov);
   EXPECT_EQ(a.sgd.weight_decay, b.sgd.weight_decay);
