@@ -6,6 +6,7 @@
 #include <set>
 
 #include "sluice/formats/safetensors.h"
+#include "sluice/train/prune.h"
 
 namespace sluice::train {
 namespace {
@@ -137,12 +138,8 @@ Result<Metadata> LoadCheckpoint(const std::string& path, Model* model, SgdMoment
     p.mask.Resize(p.value.shape());
     FromTorchLayout(p, mv, &p.mask);
     used.insert(mask);
-    for (int64_t i = 0; i < p.value.size(); ++i) {
-      if (p.mask[i] != 0.0f) continue;
-      p.value[i] = 0.0f;
-      if (optimizer && options.load_momentum) optimizer->Momentum(p)[i] = 0.0f;
-    }
   }
+  ApplyMasks(model->params(), options.load_momentum ? optimizer : nullptr);
   for (BnState& s : model->bn_states()) {
     const int64_t c = s.running_mean.size();
     for (auto [suffix, t] : {std::pair{".running_mean", &s.running_mean},
