@@ -33,7 +33,6 @@ std::string Pct(double d) {
 struct Run {
   LotteryRow row;
   TrainConfig config;
-  std::string prev_final;  // the checkpoint pruned (empty for the dense run)
 };
 
 std::string Path(const LotteryConfig& c, const std::string& rel) { return c.out_dir + "/" + rel; }
@@ -384,7 +383,6 @@ Result<std::vector<LotteryRow>> RunLottery(const LotteryConfig& lc) {
       }
       t.train_steps = row.end_step;
       t.checkpoint_iters = CheckpointSteps(row.start_step, row.end_step, c.checkpoint_every, {});
-      run.prev_final = prev;
       plan.push_back(run);
       if (c.iterative) {
         prev = t.model_dir + "/" + CheckpointName(std::nullopt);
