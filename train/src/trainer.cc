@@ -295,11 +295,8 @@ Result<TrainSummary> Train(const TrainConfig& config) {
     step = at.step;
     data_epoch = at.data_epoch;
     data_samples = at.data_samples;
-    std::fprintf(stderr, "train: resuming from %s (step %lld%s)\n", newest.path.c_str(),
-                 static_cast<long long>(step),
-                 PrunableDensity(model->params()) < 1
-                     ? (", density " + std::to_string(PrunableDensity(model->params()))).c_str()
-                     : "");
+    std::fprintf(stderr, "train: resuming from %s (step %lld, density %.4f)\n", newest.path.c_str(),
+                 static_cast<long long>(step), PrunableDensity(model->params()));
     if (newest.final && step >= train_steps) {
       std::fprintf(stderr, "train: the run is already complete\n");
     }
