@@ -278,9 +278,7 @@ Result<TrainSummary> Train(const TrainConfig& config) {
 
   SLUICE_RETURN_IF_ERROR(formats::CreateDirectories(c.model_dir));
   SLUICE_ASSIGN_OR_RETURN(auto existing, ListCheckpoints(c.model_dir));
-  int64_t step = 0;
-  uint32_t data_epoch = 0;
-  uint64_t data_samples = 0;
+  Position start;  // where the run starts: step and data position
   TrainSummary summary;
   summary.train_steps = train_steps;
   if (!existing.empty() && !c.resume)
@@ -291,29 +289,26 @@ Result<TrainSummary> Train(const TrainConfig& config) {
   if (c.resume && !existing.empty()) {
     const CheckpointEntry& newest = existing.back();
     SLUICE_ASSIGN_OR_RETURN(Metadata meta, LoadCheckpoint(newest.path, model.get(), &optimizer));
-    SLUICE_ASSIGN_OR_RETURN(Position at, ReadPosition(meta, newest.path));
-    step = at.step;
-    data_epoch = at.data_epoch;
-    data_samples = at.data_samples;
+    SLUICE_ASSIGN_OR_RETURN(start, ReadPosition(meta, newest.path));
     std::fprintf(stderr, "train: resuming from %s (step %lld, density %.4f)\n", newest.path.c_str(),
-                 static_cast<long long>(step), PrunableDensity(model->params()));
-    if (newest.final && step >= train_steps) {
+                 static_cast<long long>(start.step), PrunableDensity(model->params()));
+    if (newest.final && start.step >= train_steps) {
       std::fprintf(stderr, "train: the run is already complete\n");
     }
   } else if (from_checkpoints) {
-    SLUICE_ASSIGN_OR_RETURN(Position at, StartFromCheckpoints(c, model.get(), &optimizer));
-    step = at.step;
-    data_epoch = at.data_epoch;
-    data_samples = at.data_samples;
-    if (step >= train_steps)
+    SLUICE_ASSIGN_OR_RETURN(start, StartFromCheckpoints(c, model.get(), &optimizer));
+    const std::string at = std::to_string(start.step);
+    if (start.step >= train_steps)
       return Status::InvalidArgument(
-          "the run starts at step " + std::to_string(step) + " and --train-steps is " +
-          std::to_string(train_steps) + ": nothing to train (train_steps is the global step to stop "
-          "at; fine-tuning for M steps from step " + std::to_string(step) + " needs --train-steps " +
-          std::to_string(step) + " + M)");
+          "the run starts at step " + at + " and --train-steps is " + std::to_string(train_steps) +
+          ": nothing to train (train_steps is the global step to stop at; fine-tuning for M steps "
+          "from step " + at + " needs --train-steps " + at + " + M)");
   } else {
     model->Initialize(c.init, c.seed);
   }
+  int64_t step = start.step;
+  uint32_t data_epoch = start.data_epoch;
+  uint64_t data_samples = start.data_samples;
   summary.first_step = step;
   SLUICE_RETURN_IF_ERROR(formats::WriteFileAtomically(c.model_dir + "/hparams.yaml", HparamsToYaml(c)));
 
