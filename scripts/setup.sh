@@ -15,7 +15,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libssl-dev libyaml-cpp-dev
   python3 python3-protobuf python3-numpy bc
-  python3-torch  # the trainer's parity tests (tests/train/torch_parity_interop.py)
+  python3-torch python3-torchvision  # the trainer's parity tests (tests/train/torch_parity_interop.py)
 )
 if [[ ${1:-} == --peers ]]; then
   PACKAGES+=(python3-torchvision python3-pil)

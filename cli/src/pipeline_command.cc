@@ -61,7 +61,7 @@ std::string BatchDigest(const pipeline::Batch& b) {
 
 int RunBench(const BenchFlags& f) {
   pipeline::PipelineConfig c;
-  c.inputs = f.data;
+  c.source.files = f.data;
   auto preset = pipeline::ParsePreset(f.preset);
   if (!preset.ok()) {
     PrintError(preset.status());
@@ -70,20 +70,20 @@ int RunBench(const BenchFlags& f) {
   c.preset = *preset;
   c.batch_size = f.batch;
   c.threads = f.threads;
-  c.seed = f.seed;
+  c.source.seed = f.seed;
   c.epochs = f.steps > 0 && f.epochs == 0 ? 0 : (f.epochs > 0 ? f.epochs : 1);
   c.layout = f.layout == "nchw" ? pipeline::Layout::kNchw : pipeline::Layout::kNhwc;
   c.output = f.dtype == "uint8" ? pipeline::OutputType::kUint8 : pipeline::OutputType::kFloat32;
   c.prefetch = f.prefetch;
-  c.cycle_length = f.cycle_length;
-  c.shuffle_buffer = f.shuffle_buffer;
-  if (f.no_shuffle) c.shuffle = false;
-  c.global_shuffle = f.global_shuffle;
-  c.num_workers = f.num_workers;
-  c.worker_index = f.worker_index;
+  c.source.cycle_length = f.cycle_length;
+  c.source.shuffle_buffer = f.shuffle_buffer;
+  if (f.no_shuffle) c.source.shuffle = false;
+  c.source.global_shuffle = f.global_shuffle;
+  c.source.num_workers = f.num_workers;
+  c.source.worker_index = f.worker_index;
   c.sloppy = f.sloppy;
   c.basic = f.basic;
-  c.on_corrupt =
+  c.source.on_corrupt =
       f.on_corrupt == "skip-shard" ? pipeline::OnCorrupt::kSkipShard : pipeline::OnCorrupt::kFail;
   c.max_bad_images = f.max_bad;
   c.trace = !f.trace.empty();

@@ -10,7 +10,6 @@
 #include "run_flags.h"
 #include "sluice/cli/cli.h"
 #include "sluice/formats/file_util.h"
-#include "sluice/formats/safetensors.h"
 #include "sluice/train/checkpoint.h"
 #include "sluice/train/trainer.h"
 
@@ -84,7 +83,12 @@ int RunTrain(const TrainFlags& f) {
       return kExitUsage;
     }
   }
-  c.mode = f.mode;
+  auto mode = train::ParseRunMode(f.mode);
+  if (!mode.ok()) {
+    PrintError(mode.status());
+    return kExitUsage;
+  }
+  c.mode = *mode;
   if (f.Given("--steps-per-eval")) c.eval_every = f.steps_per_eval;
   c.checkpoint = f.checkpoint;
   c.predict_split = f.predict_split;
@@ -101,13 +105,13 @@ int RunTrain(const TrainFlags& f) {
     PrintError(summary.status());
     return kExitFailure;
   }
-  if (c.mode == "predict") {
+  if (c.mode == train::RunMode::kPredict) {
     std::printf("predictions %s  images %lld  top-1 %.4f  top-5 %.4f\n", summary->predictions.c_str(),
                 static_cast<long long>(summary->final_eval.images), summary->final_eval.top1,
                 summary->final_eval.top5);
     return kExitOk;
   }
-  if (c.mode == "train") {
+  if (c.mode == train::RunMode::kTrain) {
     std::printf("steps %lld  %.1f img/s  input wait %.1f%%  (no evaluation: --mode train)\n",
                 static_cast<long long>(summary->steps), summary->images_per_sec,
                 100 * summary->input_wait_fraction);
@@ -179,66 +183,25 @@ int RunEval(const EvalFlags& f) {
     PrintError(preset.status());
     return kExitUsage;
   }
-  auto file = formats::SafetensorsFile::Open(f.checkpoint);
-  if (!file.ok()) {
-    PrintError(file.status());
-    return kExitFailure;
-  }
-  const auto& meta = file->metadata();
-  train::ModelConfig mc;
-  auto get = [&](const char* key) -> std::string {
-    auto it = meta.find(key);
-    return it == meta.end() ? "" : it->second;
-  };
-  if (get("model").empty()) {
-    PrintError(f.checkpoint + ": no \"model\" in the checkpoint's __metadata__ (not a sluice checkpoint)");
-    return kExitFailure;
-  }
-  mc.name = get("model");
-  try {
-    if (!get("num_classes").empty()) mc.num_classes = std::stoi(get("num_classes"));
-    if (!get("width").empty()) mc.width = std::stoi(get("width"));
-    if (!get("blocks").empty()) mc.blocks = std::stoi(get("blocks"));
-  } catch (...) {
-    PrintError(f.checkpoint + ": malformed model metadata");
-    return kExitFailure;
-  }
-  auto model = train::Model::Create(mc);
-  if (!model.ok()) {
-    PrintError(model.status());
-    return kExitFailure;
-  }
-  train::MovingAverage ema(0);
-  if (auto loaded = train::LoadCheckpoint(f.checkpoint, model->get(), nullptr,
-                                          {.ema = f.moving_averages ? &ema : nullptr});
-      !loaded.ok()) {
-    PrintError(loaded.status());
-    return kExitFailure;
-  }
-  if (f.moving_averages) {
-    if (ema.shadows().empty()) {
-      PrintError(f.checkpoint + ": --moving-averages, but the checkpoint holds no <name>.ema tensors");
-      return kExitFailure;
-    }
-    ema.Swap(model->get());
-  }
-  train::EvalOptions o;
-  o.inputs = f.data;
-  o.preset = *preset;
-  o.image_size = f.image_size;
-  o.batch_size = f.batch;
-  o.limit = f.limit;
-  o.threads = f.threads;
-  o.dump_inputs = f.dump_inputs;
-  o.dump_logits = f.dump_logits;
-  o.dump_labels = f.dump_labels;
-  auto r = train::Evaluate(model->get(), o);
+  train::CheckpointEval request;
+  request.checkpoint = f.checkpoint;
+  request.averages = f.moving_averages ? train::Averages::kRequired : train::Averages::kRaw;
+  request.eval.data.source.files = f.data;
+  request.eval.data.preset = *preset;
+  request.eval.data.image_size = f.image_size;
+  request.eval.data.batch_size = f.batch;
+  request.eval.data.threads = f.threads;
+  request.eval.limit = f.limit;
+  request.eval.dump_inputs = f.dump_inputs;
+  request.eval.dump_logits = f.dump_logits;
+  request.eval.dump_labels = f.dump_labels;
+  auto r = train::EvaluateCheckpoint(request);
   if (!r.ok()) {
     PrintError(r.status());
     return kExitFailure;
   }
-  std::printf("images %lld  top-1 %.4f  top-5 %.4f  loss %.4f\n", static_cast<long long>(r->images),
-              r->top1, r->top5, r->loss);
+  std::printf("images %lld  top-1 %.4f  top-5 %.4f  loss %.4f\n",
+              static_cast<long long>(r->eval.images), r->eval.top1, r->eval.top5, r->eval.loss);
   return kExitOk;
 }
 

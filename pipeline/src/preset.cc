@@ -13,13 +13,11 @@
 #include "sluice/pipeline/normalize.h"
 #include "sluice/pipeline/philox.h"
 
+#include "clock.h"
+
 namespace sluice::pipeline {
 
 namespace {
-
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 constexpr std::array<std::string_view, 6> kPresetNames = {
     "resnet-train", "resnet-eval", "vgg-train", "vgg-eval", "cifar-train", "cifar-eval"};
@@ -93,6 +91,7 @@ Status ResnetImage(const SampleSpec& spec, std::string_view bytes, PhiloxStream&
     window = CenterCrop(info.height, info.width, spec.image_size);
   }
   epilogue->DrawFlip(rng);
+  scratch->augment = {window, 0, epilogue->flip};
   // The smallest of 1/8, 1/4, 1/2, 1 that keeps the window at least image_size on both sides: the
   // resize then starts from fewer pixels. Not the finer N/8 scales: libjpeg-turbo 2.1 has SIMD
   // IDCTs only for these four (for 4:2:0 chroma, N/8 needs a 2N x 2N IDCT, also plain C), and
@@ -126,6 +125,7 @@ Status VggImage(const SampleSpec& spec, std::string_view bytes, PhiloxStream& rn
   const CropWindow crop = train ? VggRandomCrop(resized.height, resized.width, rng, spec.image_size)
                                 : VggCentralCrop(resized.height, resized.width, spec.image_size);
   epilogue->DrawFlip(rng);
+  scratch->augment = {crop, side, epilogue->flip};
   // The bilinear taps of the crop reach source rows/columns floor(o * scale) .. +1; decode the
   // whole image (slim resizes the whole image too) at full resolution so the taps are exact.
   const CropWindow all{0, 0, info.width, info.height};
@@ -197,6 +197,23 @@ void ToUint8(const float* src, size_t n, uint8_t* dst) {
   }
 }
 
+// The first bytes value of each spec.keep_features key ("" when absent or not bytes).
+Status KeepFeatures(const SampleSpec& spec, std::string_view record, SampleScratch* scratch) {
+  const size_t n = spec.keep_features.size();
+  scratch->features.resize(n);
+  if (n == 0) return Status::Ok();
+  std::vector<std::string_view> keys(spec.keep_features.begin(), spec.keep_features.end());
+  std::vector<formats::FeatureView> views(n);
+  SLUICE_RETURN_IF_ERROR(formats::ScanExample(record, keys, views));
+  for (size_t k = 0; k < n; ++k) {
+    scratch->features[k].clear();
+    if (views[k].kind != formats::FeatureKind::kBytes) continue;
+    SLUICE_ASSIGN_OR_RETURN(std::string_view v, views[k].FirstBytes());
+    scratch->features[k].assign(v);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<Preset> ParsePreset(std::string_view name) {
@@ -228,6 +245,7 @@ Status ProcessSample(const SampleSpec& spec, std::string_view record, uint64_t s
   const double start = Now();
   scratch->timings = {};
   scratch->parsed = false;
+  scratch->augment = {};
   const std::array<std::string_view, 3> keys = {spec.image_key, spec.label_key, "image/format"};
   std::array<formats::FeatureView, 3> views;
   SLUICE_RETURN_IF_ERROR(formats::ScanExample(record, keys, views));
@@ -238,6 +256,7 @@ Status ProcessSample(const SampleSpec& spec, std::string_view record, uint64_t s
   }
   SLUICE_ASSIGN_OR_RETURN(std::string_view bytes, views[0].FirstBytes());
   SLUICE_ASSIGN_OR_RETURN(*label, views[1].FirstInt64());
+  SLUICE_RETURN_IF_ERROR(KeepFeatures(spec, record, scratch));
   scratch->parsed = true;
   const double parsed = Now();
   scratch->timings.parse_s = parsed - start;
@@ -271,6 +290,7 @@ Status ProcessSample(const SampleSpec& spec, std::string_view record, uint64_t s
       window = CifarRandomCrop(rng, size, 4);
       flip = rng.Bernoulli();
     }
+    scratch->augment = {window, 0, flip};
     if (u8) {
       CifarCrop(src, size, window, flip, out_u8);
     } else {

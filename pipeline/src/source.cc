@@ -76,6 +76,7 @@ class RecordSource::Impl {
   struct Open {
     int file = -1;
     std::unique_ptr<formats::RecordReader> reader;
+    uint64_t records = 0;  // read from it so far
   };
   struct Buffered {
     std::string bytes;
@@ -83,6 +84,7 @@ class RecordSource::Impl {
   };
   struct Location {
     int file;
+    uint64_t record;
     uint64_t offset;
   };
 
@@ -109,6 +111,8 @@ RecordSource::~RecordSource() = default;
 
 Result<std::unique_ptr<RecordSource>> RecordSource::Create(SourceOptions options) {
   if (options.files.empty()) return Status::InvalidArgument("no input files");
+  SLUICE_ASSIGN_OR_RETURN(options.files, ExpandInputs(options.files));
+  if (!options.shuffle.has_value()) options.shuffle = true;
   if (options.num_workers < 1 || options.worker_index < 0 ||
       options.worker_index >= options.num_workers) {
     return Status::InvalidArgument("--worker-index must be in [0, --num-workers)");
@@ -144,10 +148,10 @@ Status RecordSource::StartEpoch(uint32_t epoch) {
   if (o.global_shuffle) {
     std::vector<Impl::Location> all;
     for (int f = 0; f < n; ++f) {
-      for (const formats::IndexEntry& e : m.index[f]) all.push_back({f, e.offset});
+      for (size_t r = 0; r < m.index[f].size(); ++r) all.push_back({f, r, m.index[f][r].offset});
     }
     PhiloxStream rng(o.seed, epoch, kGlobalShuffleStream);
-    if (o.shuffle) Shuffle(&all, rng);
+    if (*o.shuffle) Shuffle(&all, rng);
     // Equal contiguous shares of the permutation, whole batches each.
     const uint64_t share = all.size() / o.num_workers;
     const uint64_t per_worker =
@@ -163,7 +167,7 @@ Status RecordSource::StartEpoch(uint32_t epoch) {
   std::vector<int> files(n);
   for (int f = 0; f < n; ++f) files[f] = f;
   PhiloxStream rng(o.seed, epoch, kFileShuffleStream);
-  if (o.shuffle) Shuffle(&files, rng);
+  if (*o.shuffle) Shuffle(&files, rng);
   m.plan.clear();
   std::vector<int64_t> per_worker(o.num_workers, 0);
   for (int k = 0; k < n; ++k) {
@@ -176,7 +180,7 @@ Status RecordSource::StartEpoch(uint32_t epoch) {
     m.limit = least / o.batch_size * o.batch_size;
     records_per_epoch_ = m.limit;
   }
-  if (o.shuffle && o.shuffle_buffer > 1) {
+  if (*o.shuffle && o.shuffle_buffer > 1) {
     m.buffer_rng = std::make_unique<PhiloxStream>(o.seed, epoch, kBufferShuffleStream);
   } else {
     m.buffer_rng.reset();
@@ -211,7 +215,7 @@ Status RecordSource::Next(std::string_view* record, RecordOrigin* origin) {
       return s;
     }
     if (m.limit > 0) --m.limit;
-    *origin = {loc.file, loc.offset};
+    *origin = {loc.file, loc.record, loc.offset};
     return Status::Ok();
   }
 
@@ -229,7 +233,7 @@ Status RecordSource::Next(std::string_view* record, RecordOrigin* origin) {
       uint64_t offset = 0;
       Status s = open.reader->ReadRecord(rec, &offset);
       if (s.ok()) {
-        *where = {open.file, offset};
+        *where = {open.file, open.records++, offset};
         ++m.turn;
         return s;
       }
@@ -277,6 +281,38 @@ Status RecordSource::Next(std::string_view* record, RecordOrigin* origin) {
   *origin = m.current.origin;
   if (m.limit > 0) --m.limit;
   return Status::Ok();
+}
+
+Status RunReader::Next(std::string_view* record, PlannedRecord* where) {
+  for (;;) {
+    if (!started_) {
+      if (epochs_ > 0 && epoch_ >= static_cast<uint32_t>(epochs_)) {
+        return Status::EndOfData("end of run");
+      }
+      SLUICE_RETURN_IF_ERROR(source_->StartEpoch(epoch_));
+      started_ = true;
+      index_ = 0;
+    }
+    Status s = source_->Next(record, &where->origin);
+    if (s.code() == StatusCode::kEndOfData) {
+      if (index_ == 0) {
+        return Status::InvalidArgument("epoch " + std::to_string(epoch_) +
+                                       " has no records for this worker");
+      }
+      started_ = false;
+      ++epoch_;
+      continue;
+    }
+    SLUICE_RETURN_IF_ERROR(s);
+    if (skip_ > 0) {  // resuming: the record keeps its plan position but is not handed out
+      --skip_;
+      ++index_;
+      continue;
+    }
+    where->epoch = epoch_;
+    where->index = index_++;
+    return Status::Ok();
+  }
 }
 
 }  // namespace sluice::pipeline

@@ -20,6 +20,7 @@
 #include "sluice/formats/example.h"
 #include "sluice/formats/file_util.h"
 #include "sluice/formats/image.h"
+#include "sluice/formats/record_reader.h"
 #include "sluice/formats/record_writer.h"
 #include "sluice/pipeline/normalize.h"
 #include "sluice/pipeline/preset.h"
@@ -96,13 +97,13 @@ std::vector<std::string> JpegShards(const fs::path& dir, const std::vector<int>&
 
 PipelineConfig SmallConfig(const fs::path& dir, Preset preset = Preset::kResnetTrain) {
   PipelineConfig c;
-  c.inputs = {(dir / "train-*").string()};
+  c.source.files = {(dir / "train-*").string()};
   c.preset = preset;
   c.batch_size = 8;
   c.image_size = 32;
   c.threads = 2;
-  c.seed = 42;
-  c.shuffle_buffer = 16;
+  c.source.seed = 42;
+  c.source.shuffle_buffer = 16;
   return c;
 }
 
@@ -164,12 +165,128 @@ TEST(PipelineTest, EveryRecordOncePerEpochAndOrderChangesBetweenEpochs) {
   EXPECT_EQ(run.batches.front().size, 11);
 }
 
+// The batch contract (batch.h): every sample names the record that made it. Checked against the
+// files themselves: the record at the origin's offset is the sample's (its label), and it is the
+// origin's record-th record of its file; the crop window lies inside the image and, with the flip,
+// is what the preset drew for that plan position.
+TEST(PipelineTest, OriginsNameTheRecordAndTheDrawsOfEverySample) {
+  const fs::path dir = TempDir("origins");
+  JpegShards(dir, {13, 9, 11});
+  for (bool global : {false, true}) {
+    PipelineConfig c = SmallConfig(dir);
+    c.epochs = 2;
+    c.source.global_shuffle = global;
+    auto p = Pipeline::Create(c);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    const std::vector<std::string> files = (*p)->files();
+    ASSERT_EQ(files.size(), 3u);
+    // Offsets of every record of every file, read sequentially.
+    std::vector<std::vector<uint64_t>> offsets(files.size());
+    for (size_t f = 0; f < files.size(); ++f) {
+      auto reader = formats::RecordReader::Open(files[f]);
+      ASSERT_TRUE(reader.ok());
+      std::string_view rec;
+      uint64_t offset = 0;
+      while ((*reader)->ReadRecord(&rec, &offset).ok()) offsets[f].push_back(offset);
+    }
+    std::map<uint32_t, std::set<uint64_t>> indices;
+    Batch b;
+    SampleScratch scratch;
+    SampleSpec spec;
+    spec.preset = c.preset;
+    spec.image_size = c.image_size;
+    std::vector<float> pixels(32 * 32 * 3);
+    while ((*p)->Next(&b).ok()) {
+      ASSERT_EQ(b.origins.size(), static_cast<size_t>(b.size));
+      for (int i = 0; i < b.size; ++i) {
+        const SampleOrigin& o = b.origins[i];
+        ASSERT_GE(o.file, 0);
+        ASSERT_LT(o.file, 3);
+        ASSERT_LT(o.record, offsets[o.file].size());
+        EXPECT_EQ(offsets[o.file][o.record], o.offset) << "global " << global;
+        auto reader = formats::RecordReader::Open(files[o.file]);
+        ASSERT_TRUE((*reader)->Seek(o.offset).ok());
+        std::string_view rec;
+        ASSERT_TRUE((*reader)->ReadRecord(&rec).ok());
+        int64_t label = -1;
+        ASSERT_TRUE(ProcessSample(spec, rec, c.source.seed, o.epoch, o.index, &scratch,
+                                  pixels.data(), nullptr, &label)
+                        .ok());
+        EXPECT_EQ(label, b.labels[i]);
+        EXPECT_TRUE(std::equal(pixels.begin(), pixels.end(), b.f32.begin() + pixels.size() * i))
+            << "the origin's (epoch, index) must reproduce the sample's pixels";
+        EXPECT_EQ(o.crop, scratch.augment.crop);
+        EXPECT_EQ(o.flip, scratch.augment.flip);
+        EXPECT_GT(o.crop.width, 0);
+        EXPECT_GE(o.crop.x, 0);
+        EXPECT_TRUE(indices[o.epoch].insert(o.index).second) << "plan position seen twice";
+      }
+    }
+    for (const auto& [epoch, seen] : indices) {
+      EXPECT_EQ(*seen.rbegin() + 1, seen.size()) << "plan positions of epoch " << epoch;
+    }
+  }
+}
+
+// A pipeline started at a batch's cursor yields exactly the batches that followed it, across an
+// epoch boundary and for a cursor in the middle of an epoch.
+TEST(PipelineTest, ACursorResumesAtTheNextBatch) {
+  const fs::path dir = TempDir("cursor");
+  JpegShards(dir, {11, 9});  // 20 records: batches of 8 straddle the epochs
+  PipelineConfig c = SmallConfig(dir);
+  c.epochs = 0;
+  RunResult whole = RunAll(c, 9);
+  ASSERT_EQ(whole.batches.size(), 9u);
+  EXPECT_EQ(whole.batches[2].cursor, (DataCursor{1, 4}));  // 24 samples = 20 + 4
+  for (size_t k : {0u, 1u, 2u, 4u}) {
+    PipelineConfig resumed = c;
+    resumed.start = whole.batches[k].cursor;
+    RunResult rest = RunAll(resumed, static_cast<int64_t>(whole.batches.size() - k - 1));
+    ASSERT_EQ(rest.batches.size(), whole.batches.size() - k - 1);
+    for (size_t j = 0; j < rest.batches.size(); ++j) {
+      const Batch& want = whole.batches[k + 1 + j];
+      EXPECT_EQ(rest.batches[j].labels, want.labels) << "resumed after batch " << k;
+      EXPECT_EQ(rest.batches[j].f32, want.f32) << "resumed after batch " << k;
+      EXPECT_EQ(rest.batches[j].cursor, want.cursor);
+    }
+  }
+}
+
+TEST(PipelineTest, KeptFeaturesTravelWithTheirSample) {
+  const fs::path dir = TempDir("features");
+  std::vector<std::vector<std::string>> shards(2);
+  for (int i = 0; i < 10; ++i) {
+    formats::Example ex;
+    ex.SetBytes("image/encoded", *formats::EncodeJpeg(MakeImage(i, 40, 40), 90))
+        .SetInt64("image/class/label", i);
+    if (i != 3) ex.SetBytes("image/filename", "img_" + std::to_string(i) + ".jpg");
+    shards[i % 2].push_back(ex.Serialize());
+  }
+  WriteShards(dir, shards);
+  PipelineConfig c = SmallConfig(dir);
+  c.batch_size = 4;
+  c.drop_remainder = false;
+  c.keep_features = {"image/filename", "image/class/text"};
+  RunResult run = RunAll(c);
+  ASSERT_EQ(run.status.code(), StatusCode::kEndOfData) << run.status.ToString();
+  int seen = 0;
+  for (const Batch& b : run.batches) {
+    ASSERT_EQ(b.features.size(), static_cast<size_t>(b.size) * 2);
+    for (int i = 0; i < b.size; ++i, ++seen) {
+      const int64_t id = b.labels[i];
+      EXPECT_EQ(b.features[i * 2], id == 3 ? "" : "img_" + std::to_string(id) + ".jpg");
+      EXPECT_EQ(b.features[i * 2 + 1], "");
+    }
+  }
+  EXPECT_EQ(seen, 10);
+}
+
 TEST(PipelineTest, NoShuffleReadsFilesInOrderAndShortLastBatch) {
   const fs::path dir = TempDir("noshuffle");
   JpegShards(dir, {5, 4});
   PipelineConfig c = SmallConfig(dir, Preset::kResnetEval);
   c.batch_size = 4;
-  c.cycle_length = 1;
+  c.source.cycle_length = 1;
   RunResult run = RunAll(c);  // eval: no shuffle, short last batch kept
   ASSERT_EQ(run.status.code(), StatusCode::kEndOfData);
   EXPECT_EQ(Labels(run), (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8}));
@@ -210,7 +327,7 @@ TEST(PipelineTest, BatchesAreIdenticalForAnyThreadCount) {
       }
     }
     // A different seed changes the augmentation.
-    c.seed = 43;
+    c.source.seed = 43;
     RunResult other = RunAll(c);
     EXPECT_NE(other.batches[0].f32, runs[0].batches[0].f32);
   }
@@ -305,8 +422,8 @@ TEST(PipelineTest, WorkersGetEqualBatchCountsAndDisjointSamples) {
   for (int w = 0; w < 2; ++w) {
     PipelineConfig c = SmallConfig(dir);
     c.batch_size = 4;
-    c.num_workers = 2;
-    c.worker_index = w;
+    c.source.num_workers = 2;
+    c.source.worker_index = w;
     c.epochs = 3;
     runs.push_back(RunAll(c));
     ASSERT_EQ(runs.back().status.code(), StatusCode::kEndOfData) << runs.back().status.ToString();
@@ -326,7 +443,7 @@ TEST(PipelineTest, GlobalShuffleVisitsEveryRecordOncePerEpoch) {
   const fs::path dir = TempDir("global");
   JpegShards(dir, {6, 6, 6});
   PipelineConfig c = SmallConfig(dir);
-  c.global_shuffle = true;
+  c.source.global_shuffle = true;
   c.batch_size = 6;
   c.epochs = 2;
   RunResult run = RunAll(c);
@@ -341,7 +458,7 @@ TEST(PipelineTest, GlobalShuffleVisitsEveryRecordOncePerEpoch) {
 
 TEST(PipelineTest, MissingInputIsNotFound) {
   PipelineConfig c;
-  c.inputs = {"/nonexistent/train-*"};
+  c.source.files = {"/nonexistent/train-*"};
   EXPECT_EQ(Pipeline::Create(c).status().code(), StatusCode::kNotFound);
 }
 
@@ -363,7 +480,7 @@ TEST(PipelineTest, CorruptRecordFailsOrSkipsTheShard) {
   EXPECT_NE(fail.status.message().find(std::to_string(second_record)), std::string::npos)
       << fail.status.ToString();
 
-  c.on_corrupt = OnCorrupt::kSkipShard;
+  c.source.on_corrupt = OnCorrupt::kSkipShard;
   RunResult skip = RunAll(c);
   ASSERT_EQ(skip.status.code(), StatusCode::kEndOfData) << skip.status.ToString();
   EXPECT_EQ(skip.stats.skipped_shards, 1u);
@@ -441,7 +558,7 @@ TEST(PipelineTest, PixelsStayWithTheirSampleAcrossSkippedImages) {
         ASSERT_LT(id, 30);
         std::vector<float> want(values);
         int64_t label = -1;
-        ASSERT_TRUE(ProcessSample(spec, shards[0][id], c.seed, 0, b.samples[i], &scratch,
+        ASSERT_TRUE(ProcessSample(spec, shards[0][id], c.source.seed, 0, b.origins[i].index, &scratch,
                                   want.data(), nullptr, &label)
                         .ok());
         ASSERT_TRUE(std::equal(want.begin(), want.end(), b.f32.begin() + values * i))
@@ -559,9 +676,8 @@ TEST(PipelineTest, ProfilerFindsASlowReadStage) {
   c.image_size = 16;
   c.batch_size = 10;
   c.epochs = 0;
-  c.slow_stage = "read";
-  c.slow_stage_seconds = 0.005;  // P = 200/s
-  auto p = Pipeline::Create(c);
+  // P = 200/s
+  auto p = Pipeline::Create(c, {std::make_shared<FixedRatePacer>(Stage::kRead, 0.005)});
   ASSERT_TRUE(p.ok());
   const Consumed consumed = ConsumeAtRate(**p, 40, 0.025, c.batch_size);  // ~400/s
   const double expected = 1.0 - 200.0 / consumed.rate;
@@ -579,10 +695,9 @@ TEST(PipelineTest, ProfilerFindsASlowDecodeStageAndAFastPipelineIsNotInputBound)
   c.batch_size = 10;
   c.epochs = 0;
   c.threads = 1;
-  c.slow_stage = "decode";
-  c.slow_stage_seconds = 0.004;  // P = 250/s on one thread
+  const PipelineHooks hooks{std::make_shared<FixedRatePacer>(Stage::kDecode, 0.004)};  // 250/s
   {
-    auto p = Pipeline::Create(c);
+    auto p = Pipeline::Create(c, hooks);
     ASSERT_TRUE(p.ok());
     const Consumed consumed = ConsumeAtRate(**p, 40, 0.010, c.batch_size);  // ~1000/s
     const double expected = 1.0 - 250.0 / consumed.rate;
@@ -592,7 +707,7 @@ TEST(PipelineTest, ProfilerFindsASlowDecodeStageAndAFastPipelineIsNotInputBound)
     EXPECT_EQ(s.limiting_stage, "decode+crop") << FormatStatsTable(s);
   }
   // The same pipeline with a slow consumer (C = 100/s < P) waits for almost nothing.
-  auto p = Pipeline::Create(c);
+  auto p = Pipeline::Create(c, {std::make_shared<FixedRatePacer>(Stage::kDecode, 0.004)});
   ASSERT_TRUE(p.ok());
   ConsumeAtRate(**p, 15, 0.1, c.batch_size);
   const PipelineStats s = (*p)->Stats();

@@ -91,17 +91,21 @@ TEST_F(CheckpointTest, RoundTripRestoresEveryValueExactly) {
   std::unique_ptr<Optimizer> opt;
   TrainedModel(&model, &opt);
   const std::string path = Path("ckpt.safetensors");
-  const Metadata meta = {{"step", "17"}, {"data_epoch", "2"}, {"note", "h\u00e9llo"}};
-  ASSERT_TRUE(SaveCheckpoint(path, *model, opt.get(), meta).ok());
+  auto meta = CheckpointMetadata::Decode(
+      {{"step", "17"}, {"data_epoch", "2"}, {"data_samples", "5"}, {"note", "h\u00e9llo"}}, "caller");
+  ASSERT_TRUE(meta.ok());
+  ASSERT_TRUE(SaveCheckpoint(path, *model, opt.get(), *meta).ok());
 
   auto loaded = SmallResnet(4, 12345);  // different init: every value must come from the file
   Optimizer loaded_opt(opt->config());
   auto got = LoadCheckpoint(path, loaded.get(), &loaded_opt);
   ASSERT_TRUE(got.ok()) << got.status().ToString();
-  Metadata with_optimizer = meta;
-  with_optimizer["optimizer"] = "momentum";
-  with_optimizer["optimizer_steps"] = "1";
-  EXPECT_EQ(*got, with_optimizer) << "the caller's metadata, plus the optimizer's kind and steps";
+  // The caller's metadata, plus the optimizer's kind and steps.
+  EXPECT_EQ(got->step, 17);
+  EXPECT_EQ(got->data, (pipeline::DataCursor{2, 5}));
+  EXPECT_EQ(got->extra, (Metadata{{"note", "h\u00e9llo"}}));
+  EXPECT_EQ(got->optimizer, "momentum");
+  EXPECT_EQ(got->optimizer_steps, 1);
   EXPECT_EQ(loaded_opt.steps(), 1);
 
   ASSERT_EQ(model->params().size(), loaded->params().size());
@@ -152,8 +156,8 @@ TEST_F(CheckpointTest, SaveIsDeterministic) {
   std::unique_ptr<Model> model;
   std::unique_ptr<Optimizer> opt;
   TrainedModel(&model, &opt);
-  ASSERT_TRUE(SaveCheckpoint(Path("a.safetensors"), *model, opt.get(), {{"step", "1"}}).ok());
-  ASSERT_TRUE(SaveCheckpoint(Path("b.safetensors"), *model, opt.get(), {{"step", "1"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(Path("a.safetensors"), *model, opt.get(), CheckpointMetadata::AtStep(1)).ok());
+  ASSERT_TRUE(SaveCheckpoint(Path("b.safetensors"), *model, opt.get(), CheckpointMetadata::AtStep(1)).ok());
   EXPECT_EQ(*formats::ReadFile(Path("a.safetensors")), *formats::ReadFile(Path("b.safetensors")));
 }
 
@@ -162,7 +166,7 @@ TEST_F(CheckpointTest, FileHoldsTorchNamesShapesAndLayout) {
   std::unique_ptr<Optimizer> opt;
   TrainedModel(&model, &opt);
   const std::string path = Path("layout.safetensors");
-  ASSERT_TRUE(SaveCheckpoint(path, *model, opt.get(), {{"step", "3"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(path, *model, opt.get(), CheckpointMetadata::AtStep(3)).ok());
   auto file = SafetensorsFile::Open(path);
   ASSERT_TRUE(file.ok()) << file.status().ToString();
   EXPECT_EQ(file->metadata().at("step"), "3");
@@ -244,7 +248,7 @@ TEST_F(CheckpointTest, MissingTensorIsNotFoundNamingIt) {
   std::unique_ptr<Optimizer> opt;
   TrainedModel(&model, &opt);
   const std::string full = Path("full.safetensors");
-  ASSERT_TRUE(SaveCheckpoint(full, *model, opt.get(), {{"step", "1"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(full, *model, opt.get(), CheckpointMetadata::AtStep(1)).ok());
   for (const std::string missing : {"fc.bias", "layer1.0.bn1.running_var"}) {
     const std::string cut = Path("cut.safetensors");
     Rewrite(full, cut, [&](const SafetensorsFile& f, SafetensorsWriter* w) {
@@ -262,7 +266,7 @@ TEST_F(CheckpointTest, MissingTensorIsNotFoundNamingIt) {
 TEST_F(CheckpointTest, WrongShapeIsInvalidArgumentNamingTensorAndBothShapes) {
   auto small = SmallResnet(4, 1);
   const std::string path = Path("w4.safetensors");
-  ASSERT_TRUE(SaveCheckpoint(path, *small, nullptr, {{"step", "0"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(path, *small, nullptr, CheckpointMetadata::AtStep(0)).ok());
   auto wide = SmallResnet(8, 1);
   auto r = LoadCheckpoint(path, wide.get(), nullptr);
   ASSERT_FALSE(r.ok());
@@ -275,7 +279,7 @@ TEST_F(CheckpointTest, WrongShapeIsInvalidArgumentNamingTensorAndBothShapes) {
 TEST_F(CheckpointTest, WrongMomentumShapeIsInvalidArgument) {
   auto model = SmallResnet(4, 1);
   const std::string full = Path("full.safetensors");
-  ASSERT_TRUE(SaveCheckpoint(full, *model, nullptr, {{"step", "0"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(full, *model, nullptr, CheckpointMetadata::AtStep(0)).ok());
   const std::string bad = Path("bad.safetensors");
   Rewrite(full, bad, [&](const SafetensorsFile& f, SafetensorsWriter* w) {
     for (const std::string& n : f.names()) CopyTensor(f, n, w);
@@ -292,7 +296,7 @@ TEST_F(CheckpointTest, WrongMomentumShapeIsInvalidArgument) {
 TEST_F(CheckpointTest, ExtraTensorIsInvalidArgument) {
   auto model = SmallResnet(4, 1);
   const std::string full = Path("full.safetensors");
-  ASSERT_TRUE(SaveCheckpoint(full, *model, nullptr, {{"step", "0"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(full, *model, nullptr, CheckpointMetadata::AtStep(0)).ok());
   const std::string extra = Path("extra.safetensors");
   Rewrite(full, extra, [&](const SafetensorsFile& f, SafetensorsWriter* w) {
     for (const std::string& n : f.names()) CopyTensor(f, n, w);
@@ -311,8 +315,8 @@ TEST_F(CheckpointTest, MomentumIsZeroWhenAbsentOrNotWanted) {
   TrainedModel(&model, &opt);
   const std::string with = Path("with.safetensors");
   const std::string without = Path("without.safetensors");
-  ASSERT_TRUE(SaveCheckpoint(with, *model, opt.get(), {{"step", "1"}}).ok());
-  ASSERT_TRUE(SaveCheckpoint(without, *model, nullptr, {{"step", "1"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(with, *model, opt.get(), CheckpointMetadata::AtStep(1)).ok());
+  ASSERT_TRUE(SaveCheckpoint(without, *model, nullptr, CheckpointMetadata::AtStep(1)).ok());
   EXPECT_FALSE(SafetensorsFile::Open(without)->contains("fc.weight.momentum_buffer"));
 
   for (const auto& [path, load] : {std::pair{without, true}, std::pair{with, false}}) {
@@ -351,13 +355,13 @@ TEST_F(CheckpointTest, ListOrdersByStepWithFinalLast) {
   auto model = SmallResnet(4, 1);
   for (int64_t step : {10, 2, 0, 100}) {
     ASSERT_TRUE(SaveCheckpoint(Path(CheckpointName(step)), *model, nullptr,
-                               {{"step", std::to_string(step)}})
+                               CheckpointMetadata::AtStep(step))
                     .ok());
   }
   ASSERT_TRUE(SaveCheckpoint(Path(CheckpointName(std::nullopt)), *model, nullptr,
-                             {{"step", "100"}}).ok());
+                             CheckpointMetadata::AtStep(100)).ok());
   // Skipped: not a checkpoint name, unparsable, and no step in the metadata.
-  ASSERT_TRUE(SaveCheckpoint(Path("model.safetensors"), *model, nullptr, {{"step", "5"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(Path("model.safetensors"), *model, nullptr, CheckpointMetadata::AtStep(5)).ok());
   ASSERT_TRUE(formats::WriteFileAtomically(Path("checkpoint_iter_7.safetensors"), "junk").ok());
   ASSERT_TRUE(SaveCheckpoint(Path("checkpoint_iter_8.safetensors"), *model, nullptr, {}).ok());
 
@@ -476,7 +480,7 @@ TEST_F(InitFromTest, LoadsAllButTheExcludedTensors) {
   auto source = SmallResnet(4, 1);
   for (BnState& s : source->bn_states()) s.running_mean.Fill(0.25f), s.num_batches_tracked = 9;
   const std::string path = Path("source.safetensors");
-  ASSERT_TRUE(SaveCheckpoint(path, *source, nullptr, {{"step", "5"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(path, *source, nullptr, CheckpointMetadata::AtStep(5)).ok());
   ModelConfig mc = source->config();
   mc.num_classes = 5;  // another head
   auto target = Model::Create(mc);
@@ -506,7 +510,7 @@ TEST_F(InitFromTest, LoadsAllButTheExcludedTensors) {
 TEST_F(InitFromTest, UnexcludedShapeMismatchAndMissingTensorsAreNamed) {
   auto source = SmallResnet(4, 1);
   const std::string path = Path("source.safetensors");
-  ASSERT_TRUE(SaveCheckpoint(path, *source, nullptr, {{"step", "5"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(path, *source, nullptr, CheckpointMetadata::AtStep(5)).ok());
   ModelConfig mc = source->config();
   mc.num_classes = 5;
   auto target = Model::Create(mc);

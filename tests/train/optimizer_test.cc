@@ -498,14 +498,14 @@ TEST_F(OptimizerCheckpointTest, AdamSlotsAndStepsSurviveARoundTrip) {
     Gradients(*model, step);
     opt.Step(model->params(), 0.01);
   }
-  ASSERT_TRUE(SaveCheckpoint(path_, *model, &opt, {{"step", "3"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(path_, *model, &opt, CheckpointMetadata::AtStep(3)).ok());
 
   auto loaded = SmallResnet(8);
   Optimizer loaded_opt(adam);
   auto meta = LoadCheckpoint(path_, loaded.get(), &loaded_opt);
   ASSERT_TRUE(meta.ok()) << meta.status().ToString();
-  EXPECT_EQ(meta->at("optimizer"), "adam");
-  EXPECT_EQ(meta->at("optimizer_steps"), "3");
+  EXPECT_EQ(meta->optimizer, "adam");
+  EXPECT_EQ(meta->optimizer_steps, 3);
   EXPECT_EQ(loaded_opt.steps(), 3) << "Adam's t, for its bias correction";
   for (size_t k = 0; k < model->params().size(); ++k) {
     const Param& a = model->params()[k];
@@ -535,7 +535,7 @@ TEST_F(OptimizerCheckpointTest, AdamCheckpointLoadsIntoMomentumWithFreshState) {
     Gradients(*model, step);
     adam.Step(model->params(), 0.01);
   }
-  ASSERT_TRUE(SaveCheckpoint(path_, *model, &adam, {{"step", "2"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(path_, *model, &adam, CheckpointMetadata::AtStep(2)).ok());
 
   auto loaded = SmallResnet(8);
   Optimizer momentum({.kind = OptimizerKind::kMomentum, .momentum = 0.9});
@@ -564,7 +564,7 @@ TEST_F(OptimizerCheckpointTest, AnotherOptimizersSlotOfTheSameNameStartsOver) {
     Gradients(*model, step);
     rmsprop.Step(model->params(), 0.01);
   }
-  ASSERT_TRUE(SaveCheckpoint(path_, *model, &rmsprop, {{"step", "2"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(path_, *model, &rmsprop, CheckpointMetadata::AtStep(2)).ok());
   const Param& first = model->params()[0];
   ASSERT_NE(rmsprop.Slot(first, 1)[0], 0.0f) << "rmsprop's momentum_buffer should have moved";
 
@@ -592,7 +592,7 @@ TEST_F(OptimizerCheckpointTest, CheckpointWithoutOptimizerNameIsMomentums) {
   Optimizer momentum({.kind = OptimizerKind::kMomentum, .momentum = 0.9});
   Gradients(*model, 1);
   momentum.Step(model->params(), 0.1);
-  ASSERT_TRUE(SaveCheckpoint(path_, *model, &momentum, {{"step", "1"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(path_, *model, &momentum, CheckpointMetadata::AtStep(1)).ok());
   {
     auto file = formats::SafetensorsFile::Open(path_);
     ASSERT_TRUE(file.ok()) << file.status().ToString();
@@ -610,7 +610,7 @@ TEST_F(OptimizerCheckpointTest, CheckpointWithoutOptimizerNameIsMomentums) {
   Optimizer loaded_opt({.kind = OptimizerKind::kMomentum, .momentum = 0.9});
   auto meta = LoadCheckpoint(path_, loaded.get(), &loaded_opt);
   ASSERT_TRUE(meta.ok()) << meta.status().ToString();
-  EXPECT_EQ(meta->count("optimizer"), 0u);
+  EXPECT_TRUE(meta->optimizer.empty());
   EXPECT_EQ(loaded_opt.steps(), 0);
   for (size_t k = 0; k < model->params().size(); ++k)
     EXPECT_TRUE(SameFloats(momentum.Slot(model->params()[k], 0),
@@ -866,7 +866,7 @@ TrainConfig ModifiedConfig() {
   c.lr_schedule = LrSchedule::Kind::kCosine;
   c.lr_boundary_epochs = {3, 4.5};
   c.lr_multipliers = {1, 0.2, 0.04};
-  c.lr_boundary_rule = "tf";
+  c.lr_boundary_rule = BoundaryRule::kTf;
   c.warmup_epochs = 1.5;
   c.force_learning_rate = 0.125;
   // Paths and names with YAML's special characters: quotes, ': ', ' #', a leading '-'.

@@ -299,7 +299,7 @@ TEST_F(PruneCheckpointTest, MasksRoundTripAndRezeroOnLoad) {
   for (Param& p : m->params()) opt.Slot(p, 0).Fill(0.25f);
   ASSERT_TRUE(Prune(m->params(), {PruneMethod::Scope::kGlobal, 40}).ok());
   ApplyMasks(m->params(), &opt);
-  ASSERT_TRUE(SaveCheckpoint(Path("a.safetensors"), *m, &opt, {{"step", "3"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(Path("a.safetensors"), *m, &opt, CheckpointMetadata::AtStep(3)).ok());
   auto file = formats::SafetensorsFile::Open(Path("a.safetensors"));
   ASSERT_TRUE(file.ok());
   EXPECT_TRUE(file->contains("fc.weight.mask"));
@@ -321,7 +321,7 @@ TEST_F(PruneCheckpointTest, MasksRoundTripAndRezeroOnLoad) {
 
   // A dense checkpoint clears the masks of the model it loads into.
   auto dense = SmallResNet(10);
-  ASSERT_TRUE(SaveCheckpoint(Path("dense.safetensors"), *dense, nullptr, {{"step", "0"}}).ok());
+  ASSERT_TRUE(SaveCheckpoint(Path("dense.safetensors"), *dense, nullptr, CheckpointMetadata::AtStep(0)).ok());
   ASSERT_TRUE(LoadCheckpoint(Path("dense.safetensors"), fresh.get(), nullptr).ok());
   for (const Param& p : fresh->params()) EXPECT_FALSE(p.masked()) << p.name;
 

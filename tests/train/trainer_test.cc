@@ -209,9 +209,9 @@ TEST_F(TrainerTest, SmallResnetLearnsSampleCifar) {
   ASSERT_TRUE(model.ok());
   ASSERT_TRUE(LoadCheckpoint(r->final_checkpoint, model->get(), nullptr).ok());
   EvalOptions eo;
-  eo.inputs = {DataDir() + "/test-*"};
-  eo.batch_size = 64;
-  eo.threads = 1;
+  eo.data.source.files = {DataDir() + "/test-*"};
+  eo.data.batch_size = 64;
+  eo.data.threads = 1;
   auto again = Evaluate(model->get(), eo);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(again->images, kCifarTest);
@@ -321,9 +321,9 @@ TEST_F(TrainerTest, LabelOutsideTheModelsClassesIsAnErrorNamingIt) {
   ASSERT_TRUE(model.ok());
   (*model)->Initialize(InitScheme::kTorchvision, 1);
   EvalOptions eo;
-  eo.inputs = {DataDir() + "/test-*"};
-  eo.batch_size = 64;
-  eo.threads = 1;
+  eo.data.source.files = {DataDir() + "/test-*"};
+  eo.data.batch_size = 64;
+  eo.data.threads = 1;
   auto r = Evaluate(model->get(), eo);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
@@ -361,11 +361,11 @@ struct StreamPosition {
 };
 StreamPosition PositionAfter(const TrainConfig& c, int64_t steps) {
   pipeline::PipelineConfig pc;
-  pc.inputs = {c.data_dir + "/" + c.train_split + "-*"};
+  pc.source.files = {c.data_dir + "/" + c.train_split + "-*"};
   pc.preset = c.train_preset;
   pc.batch_size = c.batch_size;
   pc.threads = 1;
-  pc.seed = c.seed;
+  pc.source.seed = c.seed;
   pc.epochs = 0;
   auto pipe = pipeline::Pipeline::Create(pc);
   EXPECT_TRUE(pipe.ok()) << pipe.status().ToString();
@@ -373,12 +373,10 @@ StreamPosition PositionAfter(const TrainConfig& c, int64_t steps) {
   pipeline::Batch batch;
   for (int64_t s = 0; s < steps; ++s) {
     EXPECT_TRUE((*pipe)->Next(&batch).ok());
-    // Sample indices are plan positions within an epoch: a drop marks a wrap to the next epoch.
-    uint32_t epoch = batch.epoch;
-    for (int i = 1; i < batch.size; ++i)
-      if (batch.samples[i] < batch.samples[i - 1]) ++epoch;
-    pos.epoch = epoch;
-    pos.samples = batch.samples[batch.size - 1] + 1;
+    // The last sample's origin: its epoch and plan position within it.
+    const pipeline::SampleOrigin& last = batch.origins[batch.size - 1];
+    pos.epoch = last.epoch;
+    pos.samples = last.index + 1;
   }
   (*pipe)->Stop();
   return pos;

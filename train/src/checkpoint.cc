@@ -20,38 +20,6 @@ using formats::SafetensorsWriter;
 
 namespace {
 
-// Calls f(ours, torch) with the index of every conv weight element in our (KH, KW, Cin, Cout)
-// layout and in PyTorch's (Cout, Cin, KH, KW).
-template <typename F>
-void ForEachConvElement(const Param& p, F&& f) {
-  const int64_t co = p.torch_shape[0], ci = p.torch_shape[1], kh = p.torch_shape[2],
-                kw = p.torch_shape[3];
-  for (int64_t h = 0; h < kh; ++h)
-    for (int64_t w = 0; w < kw; ++w)
-      for (int64_t i = 0; i < ci; ++i)
-        for (int64_t o = 0; o < co; ++o)
-          f(((h * kw + w) * ci + i) * co + o, ((o * ci + i) * kh + h) * kw + w);
-}
-
-}  // namespace
-
-std::vector<float> ToTorchLayout(const Param& p, const Tensor& t) {
-  std::vector<float> out(t.data(), t.data() + t.size());
-  if (p.kind == ParamKind::kConvWeight)
-    ForEachConvElement(p, [&](int64_t ours, int64_t torch) { out[torch] = t[ours]; });
-  return out;
-}
-
-void FromTorchLayout(const Param& p, std::span<const float> in, Tensor* t) {
-  if (p.kind != ParamKind::kConvWeight) {
-    std::copy(in.begin(), in.end(), t->data());
-    return;
-  }
-  ForEachConvElement(p, [&](int64_t ours, int64_t torch) { (*t)[ours] = in[torch]; });
-}
-
-namespace {
-
 Status CheckShape(const SafetensorsFile& file, const std::string& name,
                   const std::vector<int64_t>& expected) {
   SLUICE_ASSIGN_OR_RETURN(auto tensor, file.Find(name));
@@ -70,7 +38,7 @@ std::string CheckpointName(std::optional<int64_t> step) {
 }
 
 Status SaveCheckpoint(const std::string& path, const Model& model, const Optimizer* optimizer,
-                      const Metadata& metadata, const MovingAverage* ema) {
+                      CheckpointMetadata metadata, const MovingAverage* ema) {
   SafetensorsWriter writer;
   for (const Param& p : model.params()) {
     const std::vector<float> v = ToTorchLayout(p, p.value);
@@ -98,8 +66,8 @@ Status SaveCheckpoint(const std::string& path, const Model& model, const Optimiz
         SLUICE_RETURN_IF_ERROR(writer.Add<float>(it->first, p.torch_shape, v));
       }
     }
-    writer.SetMetadata("optimizer", OptimizerKindName(optimizer->config().kind));
-    writer.SetMetadata("optimizer_steps", std::to_string(optimizer->steps()));
+    metadata.optimizer = OptimizerKindName(optimizer->config().kind);
+    metadata.optimizer_steps = optimizer->steps();
   }
   if (ema) {
     for (const Param& p : model.params()) {
@@ -115,22 +83,22 @@ Status SaveCheckpoint(const std::string& path, const Model& model, const Optimiz
         SLUICE_RETURN_IF_ERROR(writer.Add<float>(it->first + std::string(kEmaSuffix),
                                                  {it->second.size()}, it->second.span()));
       }
-    writer.SetMetadata("moving_average_decay", std::to_string(ema->decay()));
+    metadata.moving_average_decay = ema->decay();
   }
-  for (const auto& [k, v] : metadata) writer.SetMetadata(k, v);
+  for (const auto& [k, v] : metadata.Encode()) writer.SetMetadata(k, v);
   return writer.WriteFile(path);
 }
 
-Result<Metadata> LoadCheckpoint(const std::string& path, Model* model, Optimizer* optimizer,
-                                const LoadOptions& options) {
+Result<CheckpointMetadata> LoadCheckpoint(const std::string& path, Model* model,
+                                          Optimizer* optimizer, const LoadOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(path));
+  SLUICE_ASSIGN_OR_RETURN(CheckpointMetadata meta, CheckpointMetadata::Decode(file.metadata(), path));
   std::set<std::string> used;
   // Slots carry over only from the same kind of optimizer; a file that names none is from before
   // optimizer.h had kinds, when every checkpoint was momentum's. Names are shared across kinds
   // (rmsprop's momentum_buffer holds lr * g / rms, momentum's the sum of g; rmsprop's square_avg
   // starts at 1, adadelta's at 0), and TF restores no other optimizer's slots either.
-  auto kind = file.metadata().find("optimizer");
-  const std::string file_kind = kind == file.metadata().end() ? "momentum" : kind->second;
+  const std::string file_kind = meta.optimizer.empty() ? "momentum" : meta.optimizer;
   const bool same_optimizer =
       optimizer && file_kind == OptimizerKindName(optimizer->config().kind);
   const bool load_slots = optimizer && options.load_momentum && same_optimizer;
@@ -228,12 +196,9 @@ Result<Metadata> LoadCheckpoint(const std::string& path, Model* model, Optimizer
                                      model->config().name);
   if (optimizer && options.load_momentum) {
     // The same optimizer's step count (Adam's t); another optimizer's state starts over.
-    auto steps = file.metadata().find("optimizer_steps");
-    optimizer->set_steps(same_optimizer && steps != file.metadata().end()
-                             ? std::strtoll(steps->second.c_str(), nullptr, 10)
-                             : 0);
+    optimizer->set_steps(same_optimizer ? meta.optimizer_steps : 0);
   }
-  return file.metadata();
+  return meta;
 }
 
 bool MatchesPattern(const std::string& name, const std::vector<std::string>& patterns) {
@@ -298,15 +263,11 @@ Result<std::vector<CheckpointEntry>> ListCheckpoints(const std::string& dir) {
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
     if (!name.starts_with("checkpoint_iter_") || !name.ends_with(".safetensors")) continue;
-    auto file = SafetensorsFile::Open(e.path().string());
-    if (!file.ok()) continue;
-    auto it = file->metadata().find("step");
-    if (it == file->metadata().end()) continue;
+    auto meta = ReadCheckpointMetadata(e.path().string());
+    if (!meta.ok() || !meta->has_step) continue;  // not one of ours
     CheckpointEntry entry;
     entry.path = e.path().string();
-    char* end = nullptr;
-    entry.step = std::strtoll(it->second.c_str(), &end, 10);
-    if (it->second.empty() || *end != '\0') continue;  // not one of ours
+    entry.step = meta->step;
     entry.final = name == CheckpointName(std::nullopt);
     out.push_back(entry);
   }

@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "sluice/formats/file_util.h"
-#include "sluice/formats/safetensors.h"
+#include "sluice/train/checkpoint.h"
 #include "sluice/train/checkpoint.h"
 #include "sluice/train/trainer.h"
 
@@ -192,10 +192,9 @@ Result<LotteryRow> RunOne(const LotteryConfig& lc, Run run, int index, int count
   row.final_top1 = summary.final_eval.top1;
   row.final_top5 = summary.final_eval.top5;
   row.end_step = summary.steps;
-  SLUICE_ASSIGN_OR_RETURN(formats::SafetensorsFile final_file,
-                          formats::SafetensorsFile::Open(summary.final_checkpoint));
-  auto density = final_file.metadata().find("density");
-  row.measured_density = density == final_file.metadata().end() ? 1.0 : std::atof(density->second.c_str());
+  SLUICE_ASSIGN_OR_RETURN(CheckpointMetadata final_meta,
+                          ReadCheckpointMetadata(summary.final_checkpoint));
+  row.measured_density = final_meta.density;
   ReadBest(dir, &row);
   SLUICE_RETURN_IF_ERROR(formats::WriteFileAtomically(result_path, RowJson(row).dump(2) + "\n"));
   return row;

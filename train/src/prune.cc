@@ -1,5 +1,7 @@
 #include "sluice/train/prune.h"
 
+#include "sluice/train/torch_layout.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -7,7 +9,6 @@
 #include <cstdlib>
 #include <functional>
 
-#include "sluice/train/checkpoint.h"
 
 namespace sluice::train {
 namespace {

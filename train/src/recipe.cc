@@ -244,13 +244,11 @@ const std::vector<Field>& Fields() {
        },
        [](const TrainConfig& c) { return List(c.lr_multipliers); }},
       {"lr_boundary_rule",
-       [](TrainConfig* c, const std::string& v) {
-         if (v != "tf" && v != "tpu")
-           return Status::InvalidArgument("hparam lr_boundary_rule: '" + v + "' (tf, tpu)");
-         c->lr_boundary_rule = v;
+       [](TrainConfig* c, const std::string& v) -> Status {
+         SLUICE_ASSIGN_OR_RETURN(c->lr_boundary_rule, ParseBoundaryRule(v));
          return Status::Ok();
        },
-       [](const TrainConfig& c) { return c.lr_boundary_rule; }},
+       [](const TrainConfig& c) { return std::string(BoundaryRuleName(c.lr_boundary_rule)); }},
       SLUICE_DOUBLE_FIELD("warmup_epochs", warmup_epochs),
       SLUICE_DOUBLE_FIELD("force_learning_rate", force_learning_rate),
       SLUICE_DOUBLE_FIELD("num_epochs_per_decay", num_epochs_per_decay),
@@ -320,6 +318,37 @@ void Flatten(const YAML::Node& node, const std::string& key,
 
 }  // namespace
 
+Result<BoundaryRule> ParseBoundaryRule(std::string_view name) {
+  if (name == "tf") return BoundaryRule::kTf;
+  if (name == "tpu") return BoundaryRule::kTpu;
+  return Status::InvalidArgument("hparam lr_boundary_rule: '" + std::string(name) + "' (tf, tpu)");
+}
+
+std::string_view BoundaryRuleName(BoundaryRule rule) {
+  return rule == BoundaryRule::kTpu ? "tpu" : "tf";
+}
+
+namespace {
+constexpr std::pair<RunMode, std::string_view> kRunModes[] = {
+    {RunMode::kTrain, "train"},
+    {RunMode::kTrainAndEval, "train_and_eval"},
+    {RunMode::kEval, "eval"},
+    {RunMode::kPredict, "predict"}};
+}  // namespace
+
+Result<RunMode> ParseRunMode(std::string_view name) {
+  for (auto [mode, n] : kRunModes)
+    if (n == name) return mode;
+  return Status::InvalidArgument("--mode '" + std::string(name) +
+                                 "' (train, eval, train_and_eval, predict)");
+}
+
+std::string_view RunModeName(RunMode mode) {
+  for (auto [m, n] : kRunModes)
+    if (m == mode) return n;
+  return "?";
+}
+
 std::vector<std::pair<std::string, std::string>> RecipeDescriptions() {
   return {
       {"tf-cifar-resnet",
@@ -379,7 +408,7 @@ Status ApplyRecipe(const std::string& name, TrainConfig* config) {
     fresh.warmup_epochs = 5;
     fresh.lr_boundary_epochs = {30, 60, 80};
     fresh.lr_multipliers = {1, 0.1, 0.01, 0.001};
-    fresh.lr_boundary_rule = "tpu";
+    fresh.lr_boundary_rule = BoundaryRule::kTpu;
     fresh.optimizer.nesterov = true;
     fresh.optimizer.weight_decay = 1e-4;
     fresh.optimizer.decay_batch_norm = false;

@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
   Optimizer optimizer(optimizer_config);
   Status s = WriteNpy(out + "/inputs.npy", x.shape(), x.span());
   if (s.ok()) s = WriteNpy(out + "/labels.npy", {batch}, std::span<const int64_t>(labels));
-  if (s.ok()) s = SaveCheckpoint(out + "/before.safetensors", model, nullptr, {{"step", "0"}});
+  if (s.ok()) s = SaveCheckpoint(out + "/before.safetensors", model, nullptr, CheckpointMetadata::AtStep(0));
   if (!s.ok()) return Fail(s.ToString());
 
   const Tensor& logits = model.Forward(x, true);
@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
   s = formats::WriteFileAtomically(out + "/loss.txt", text);
   if (s.ok()) s = grads.WriteFile(out + "/grads.safetensors");
   optimizer.Step(model.params(), lr);
-  if (s.ok()) s = SaveCheckpoint(out + "/after.safetensors", model, &optimizer, {{"step", "1"}});
+  if (s.ok()) s = SaveCheckpoint(out + "/after.safetensors", model, &optimizer, CheckpointMetadata::AtStep(1));
   if (!s.ok()) return Fail(s.ToString());
   const Tensor& eval_logits = model.Forward(x, false);
   s = WriteNpy(out + "/eval_logits.npy", eval_logits.shape(), eval_logits.span());

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "sluice/formats/status.h"
+#include "sluice/pipeline/crop.h"
 #include "sluice/pipeline/decode.h"
 #include "sluice/pipeline/resize.h"
 
@@ -62,7 +63,18 @@ struct SampleSpec {
   bool full_decode = false;
   std::string image_key = "image/encoded";
   std::string label_key = "image/class/label";
+  // Bytes features copied out per sample (SampleScratch::features), e.g. "image/filename" for
+  // predictions: the consumer never re-reads the record.
+  std::vector<std::string> keep_features;
   int64_t max_pixels = formats::kDefaultMaxPixels;
+};
+
+// The random (or, for eval presets, fixed) choices that made a sample's pixels: see
+// SampleOrigin in batch.h for the coordinates of each preset.
+struct SampleAugment {
+  CropWindow crop;
+  int resize_side = 0;
+  bool flip = false;
 };
 
 // Where the last ProcessSample call spent its time (the profiler's parse / decode+crop / augment
@@ -81,6 +93,8 @@ struct SampleScratch {
   ResizeScratch resize;
   std::vector<float> image;  // float result before it is written out
   double decode_end = 0;     // internal: when decoding finished
+  SampleAugment augment;              // the last call's crop and flip
+  std::vector<std::string> features;  // the last call's keep_features values ("" when absent)
   // Whether the last call got past parsing (its features were found): errors after this point are
   // the image's, before it the Example's.
   bool parsed = false;

@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,22 +39,26 @@ namespace sluice::pipeline {
 enum class OnCorrupt { kFail, kSkipShard };
 
 struct SourceOptions {
-  std::vector<std::string> files;  // shard paths; sorted by Create
+  // Shard files or globs ("DIR/train-*"): Create expands them (ExpandInputs) and sorts the result.
+  std::vector<std::string> files;
   uint64_t seed = 0;
-  bool shuffle = true;
+  // Shuffle files and records per epoch. Unset: RecordSource shuffles; a Pipeline shuffles for the
+  // train presets only.
+  std::optional<bool> shuffle;
   bool global_shuffle = false;
   int cycle_length = 4;
   int shuffle_buffer = 256;
   int num_workers = 1;
   int worker_index = 0;
-  int batch_size = 1;  // for equal per-worker record counts (step 5)
+  int batch_size = 1;  // for equal per-worker record counts (step 5); a Pipeline sets its own
   OnCorrupt on_corrupt = OnCorrupt::kFail;
 };
 
 // Where a record came from, for error messages and the trace.
 struct RecordOrigin {
-  int file = -1;  // index into files()
-  uint64_t offset = 0;
+  int file = -1;        // index into files()
+  uint64_t record = 0;  // the record's number in its file
+  uint64_t offset = 0;  // byte offset of its header
 };
 
 // Expands each argument that contains a glob character (* ? [) into the matching files, sorted;
@@ -86,6 +91,35 @@ class RecordSource {
   int64_t records_per_epoch_ = -1;
   uint64_t skipped_shards_ = 0;
   std::unique_ptr<Impl> impl_;
+};
+
+// A record of the run and where the plan put it.
+struct PlannedRecord {
+  RecordOrigin origin;
+  uint32_t epoch = 0;
+  uint64_t index = 0;  // position in the epoch's plan
+};
+
+// The run's records across epochs: epoch after epoch of a RecordSource, from a start position
+// (epoch, records of it to drop unread: a resumed run) to the end (`epochs` = the epoch index to
+// stop before; 0 = endless). Dropped records keep their plan positions, so the records that follow
+// are numbered as in an uninterrupted run. The graph's serial source stage; one thread at a time.
+class RunReader {
+ public:
+  // `source` is borrowed and must outlive the reader.
+  RunReader(RecordSource* source, int epochs, uint32_t start_epoch, uint64_t skip_records)
+      : source_(source), epochs_(epochs), epoch_(start_epoch), skip_(skip_records) {}
+  // The next record (valid until the next call). EndOfData after the last epoch; InvalidArgument
+  // when an epoch has no records for this worker; the source's error otherwise.
+  Status Next(std::string_view* record, PlannedRecord* where);
+
+ private:
+  RecordSource* source_;
+  const int epochs_;
+  uint32_t epoch_;
+  uint64_t skip_;
+  bool started_ = false;
+  uint64_t index_ = 0;
 };
 
 }  // namespace sluice::pipeline

@@ -27,20 +27,61 @@
 #include <vector>
 
 #include "sluice/formats/status.h"
+#include "sluice/pipeline/batch.h"
 #include "sluice/train/model.h"
 #include "sluice/train/moving_average.h"
 #include "sluice/train/optimizer.h"
+#include "sluice/train/torch_layout.h"
 
 namespace sluice::train {
 
+// A safetensors file's __metadata__ as stored: text keys and values.
 using Metadata = std::map<std::string, std::string>;
+
+// What a checkpoint says about itself. The one owner of the __metadata__ keys: every reader and
+// writer goes through Encode/Decode (the trainer, resume, lottery, eval, ListCheckpoints).
+struct CheckpointMetadata {
+  int64_t step = 0;  // the global step: the optimizer updates applied
+  bool has_step = false;  // the file has a step (files without one are not a run's checkpoints)
+  double epoch = 0;  // step * batch / train images
+  std::string recipe;
+  // The architecture: name, num_classes, width, blocks, bn_epsilon are stored; the rest of a
+  // ModelConfig (training-only rates) keeps its defaults.
+  ModelConfig model;
+  bool has_model = false;  // the file names a model (every sluice checkpoint does)
+  uint64_t seed = 0;
+  pipeline::DataCursor data;  // where the run's data continues after this step
+  bool has_position = false;  // step, data_epoch and data_samples are all present
+  int64_t train_steps = 0;
+  double density = 1;  // of the prunable weights; stored when < 1
+  std::string prune_method, prune_at, reset_to, reset_global_step_to;
+  // Filled by SaveCheckpoint from the optimizer and the averages it saves.
+  std::string optimizer;  // kind name; "" = no optimizer state
+  int64_t optimizer_steps = 0;
+  double moving_average_decay = 0;  // > 0 when the file holds <name>.ema averages
+  Metadata extra;  // keys this version does not know, kept as they are
+
+  // Metadata of a checkpoint at `step` and the start of the data (tests, tools).
+  static CheckpointMetadata AtStep(int64_t step) {
+    CheckpointMetadata m;
+    m.step = step;
+    m.has_step = m.has_position = true;
+    return m;
+  }
+
+  Metadata Encode() const;
+  // DataLoss naming `path` and the key when a value is malformed; absent keys keep the defaults.
+  static Result<CheckpointMetadata> Decode(const Metadata& metadata, const std::string& path);
+};
+// Opens `path` and decodes its metadata (no tensors are read).
+Result<CheckpointMetadata> ReadCheckpointMetadata(const std::string& path);
 
 constexpr std::string_view kMaskSuffix = ".mask";
 
-// Writes model weights, BN state, the optimizer's slots (when `optimizer` is not null)
-// and `metadata` to `path`.
+// Writes model weights, BN state, the optimizer's slots (when `optimizer` is not null), the
+// averages (when `ema` is) and `metadata` to `path`; metadata's optimizer fields are set here.
 Status SaveCheckpoint(const std::string& path, const Model& model, const Optimizer* optimizer,
-                      const Metadata& metadata, const MovingAverage* ema = nullptr);
+                      CheckpointMetadata metadata, const MovingAverage* ema = nullptr);
 
 struct LoadOptions {
   // Optimizer slots are loaded when present (and the optimizer is given) and the file was made by
@@ -60,7 +101,7 @@ struct LoadOptions {
 // a shape mismatch, for a tensor the model does not have (other than any optimizer's slots) and for a
 // mask of a parameter that is never pruned; DataLoss for a mask value other than 0 or 1. Returns
 // the metadata.
-Result<Metadata> LoadCheckpoint(const std::string& path, Model* model, Optimizer* optimizer,
+Result<CheckpointMetadata> LoadCheckpoint(const std::string& path, Model* model, Optimizer* optimizer,
                                 const LoadOptions& options = {});
 
 // Transfer learning: loads every parameter and BN statistic of `model` from `path` (ours, or any
@@ -79,10 +120,6 @@ Result<InitReport> InitFromCheckpoint(const std::string& path, const std::vector
 // * ? [, as a glob (fnmatch) over the whole name.
 bool MatchesPattern(const std::string& name, const std::vector<std::string>& patterns);
 
-// A tensor of `p`'s shape in our layout -> PyTorch's (conv (KH, KW, Cin, Cout) -> (Cout, Cin, KH,
-// KW); others unchanged), and back.
-std::vector<float> ToTorchLayout(const Param& p, const Tensor& t);
-void FromTorchLayout(const Param& p, std::span<const float> in, Tensor* t);
 
 // "checkpoint_iter_<step>.safetensors" / "checkpoint_iter_final.safetensors".
 std::string CheckpointName(std::optional<int64_t> step);

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sluice/formats/status.h"
@@ -16,6 +17,18 @@
 #include "sluice/train/optimizer.h"
 
 namespace sluice::train {
+
+// Where a piecewise schedule's epoch boundaries fall (hparam lr_boundary_rule):
+//   tf   boundary = int(epoch * steps_per_epoch), new rate after it (tf.train.piecewise_constant)
+//   tpu  the rate changes at the first step whose epoch (step / steps_per_epoch) reaches it
+enum class BoundaryRule { kTf, kTpu };
+Result<BoundaryRule> ParseBoundaryRule(std::string_view name);
+std::string_view BoundaryRuleName(BoundaryRule rule);
+
+// What `sluice train --mode` runs (TrainConfig::mode says what each does).
+enum class RunMode { kTrain, kTrainAndEval, kEval, kPredict };
+Result<RunMode> ParseRunMode(std::string_view name);
+std::string_view RunModeName(RunMode mode);
 
 struct TrainConfig {
   std::string recipe = "tf-cifar-resnet";
@@ -38,9 +51,7 @@ struct TrainConfig {
   LrSchedule::Kind lr_schedule = LrSchedule::Kind::kPiecewise;
   std::vector<double> lr_boundary_epochs = {91, 136};
   std::vector<double> lr_multipliers = {1, 0.1, 0.01};
-  // "tf": boundary = int(epoch * steps_per_epoch), new rate after it (tf.train.piecewise_constant);
-  // "tpu": the rate changes at the first step whose epoch (step / steps_per_epoch) reaches it.
-  std::string lr_boundary_rule = "tf";
+  BoundaryRule lr_boundary_rule = BoundaryRule::kTf;
   double warmup_epochs = 0;
   double force_learning_rate = 0;  // > 0: constant rate (fine-tuning)
   // exponential: x learning_rate_decay_factor every num_epochs_per_decay epochs (staircase unless
@@ -100,7 +111,7 @@ struct TrainConfig {
   //   predict         write `predictions` (default model_dir/predictions.csv) for predict_split
   //                   (default: the eval split): record, filename, label, top_k classes and
   //                   probabilities
-  std::string mode = "train_and_eval";
+  RunMode mode = RunMode::kTrainAndEval;
   std::string checkpoint;
   std::string predict_split;
   std::string predictions;

@@ -14,6 +14,10 @@
 //                                                 images_per_sec, input_wait_fraction
 //   eval/events.out.tfevents.*                    accuracy, top_1_accuracy, top_5_accuracy, loss
 //   metrics.jsonl                                 one JSON object per log line and per evaluation
+// Where things are: the setup (dataset, steps, schedule, threads) in run_setup.h; the start
+// (fresh, --resume, lottery) in src/run_start.*; the step log in src/step_log.*; evaluation and
+// predictions in inference.h; checkpoints and their metadata in checkpoint.h.
+//
 // Determinism: with the same config and thread counts, a run is bit-reproducible, and a run killed
 // and continued with `resume` ends with the same weights as one that was not (the data position
 // is in every checkpoint; the pipeline resumes there).
@@ -27,15 +31,12 @@
 
 #include "sluice/formats/status.h"
 #include "sluice/pipeline/pipeline.h"
+#include "sluice/train/inference.h"
 #include "sluice/train/model.h"
 #include "sluice/train/recipe.h"
+#include "sluice/train/run_setup.h"
 
 namespace sluice::train {
-
-struct EvalResult {
-  int64_t images = 0;
-  double top1 = 0, top5 = 0, loss = 0;
-};
 
 struct TrainSummary {
   int64_t first_step = 0;  // > 0 for a resumed run
@@ -50,49 +51,9 @@ struct TrainSummary {
   std::string predictions;  // --mode predict: the CSV written
 };
 
-// What the data directory holds (from DIR/manifest.json of `sluice ingest`).
-struct DatasetInfo {
-  int64_t train_images = 0;
-  int64_t eval_images = 0;
-  int num_classes = 0;  // max label + 1
-  std::string eval_split;
-  // Every split's shard files (paths under the data directory), from the manifest: ImageNet's
-  // "train-00000-of-01024" and flowers' "flowers_train_00000-of-00005.tfrecord" alike.
-  std::map<std::string, std::vector<std::string>> files;
-};
-Result<DatasetInfo> ReadDatasetInfo(const std::string& data_dir, const std::string& train_split,
-                                    const std::string& eval_split);
-
-// Steps of the run and its schedule, from the config and the dataset size.
-int64_t ResolveTrainSteps(const TrainConfig& config, int64_t train_images);
-LrSchedule ResolveSchedule(const TrainConfig& config, int64_t train_images, int64_t train_steps);
-
+// Trains (or, for --mode eval|predict, runs inference from a checkpoint; inference.h) as the
+// config says.
 Result<TrainSummary> Train(const TrainConfig& config);
-
-struct EvalOptions {
-  std::vector<std::string> inputs;  // shard files or globs
-  pipeline::Preset preset = pipeline::Preset::kCifarEval;
-  int image_size = 0;
-  int batch_size = 256;
-  int64_t limit = 0;  // 0 = all
-  int threads = 0;
-  std::string dump_inputs;  // .npy of the network inputs (N, H, W, C), when not empty
-  std::string dump_logits;  // .npy of the logits (N, K)
-  std::string dump_labels;  // .npy of the labels (N)
-  // predictions.csv, when not empty: one row per image in the inputs' order,
-  //   record,filename,label,label_name,class_1,name_1,prob_1,...,class_k,name_k,prob_k
-  // record = position in the split; filename = the record's image/filename, else
-  // "<shard file>:<record number in it>"; probabilities are the softmax of the logits; names come
-  // from class_names (by class id), else the records' image/class/text.
-  std::string predictions;
-  int top_k = 5;
-  std::vector<std::string> class_names;
-};
-// Class names by id from DIR/labels.txt ("<id>:<name>" lines, slim's label file); empty if absent.
-Result<std::vector<std::string>> ReadLabelsFile(const std::string& data_dir);
-
-// Runs the model in inference mode over the inputs.
-Result<EvalResult> Evaluate(Model* model, const EvalOptions& options);
 
 }  // namespace sluice::train
 
