@@ -9,6 +9,7 @@
 
 #include "sluice/formats/example_view.h"
 #include "sluice/formats/image.h"
+#include "sluice/formats/image_crop.h"
 #include "sluice/pipeline/crop.h"
 #include "sluice/pipeline/normalize.h"
 #include "sluice/pipeline/philox.h"
@@ -16,6 +17,12 @@
 namespace sluice::pipeline {
 
 namespace {
+
+using formats::ChooseScaleDenom;
+using formats::CropDecodeOptions;
+using formats::DecodeCrop;
+using formats::DecodedCrop;
+using formats::DecodeJpegCropEighths;
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
