@@ -24,8 +24,8 @@
 
 #include "sluice/formats/example.h"
 #include "sluice/formats/image.h"
+#include "sluice/formats/image_crop.h"
 #include "sluice/pipeline/crop.h"
-#include "sluice/pipeline/decode.h"
 #include "sluice/pipeline/philox.h"
 #include "sluice/pipeline/preset.h"
 #include "sluice/pipeline/resize.h"
@@ -34,6 +34,11 @@ namespace {
 
 using namespace sluice::pipeline;
 namespace formats = sluice::formats;
+using formats::ChooseScaleDenom;
+using formats::ChooseScaleEighths;
+using formats::CropDecodeOptions;
+using formats::DecodedCrop;
+using formats::DecodeJpegCropEighths;
 
 struct Corpus {
   std::vector<std::string> jpegs;

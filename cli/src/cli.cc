@@ -1,6 +1,7 @@
 #include "sluice/cli/cli.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "command.h"
@@ -13,6 +14,29 @@ void AddCompressionFlag(CLI::App* app, std::string* value) {
                   "none, gzip or zlib")
       ->check(CLI::IsMember({"auto", "none", "gzip", "zlib"}))
       ->default_val("auto");
+}
+
+bool ParseByteSize(const std::string& text, uint64_t* bytes) {
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || v < 0) return false;
+  std::string unit(end);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  if (unit.ends_with("i")) unit.pop_back();
+  double mult = 1;
+  if (unit == "k" || unit == "K") {
+    mult = 1024.0;
+  } else if (unit == "m" || unit == "M") {
+    mult = 1024.0 * 1024;
+  } else if (unit == "g" || unit == "G") {
+    mult = 1024.0 * 1024 * 1024;
+  } else if (unit == "t" || unit == "T") {
+    mult = 1024.0 * 1024 * 1024 * 1024;
+  } else if (!unit.empty()) {
+    return false;
+  }
+  *bytes = static_cast<uint64_t>(v * mult);
+  return true;
 }
 
 formats::Compression ResolveCompression(const std::string& flag, const std::string& path) {

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -37,6 +38,11 @@ Command AddLotteryCommand(CLI::App& root);
 void AddCompressionFlag(CLI::App* app, std::string* value);
 // The compression for `path`: the flag's value, or by extension when "auto".
 formats::Compression ResolveCompression(const std::string& flag, const std::string& path);
+
+// A byte count with an optional binary unit, as every size flag takes it (STYLE.md "CLI": sizes
+// accept units): "1G", "512M", "64k", "1GiB", "2.5MB", plain bytes; k/M/G/T are powers of 1024
+// with or without "i" and "B". false for anything else or a negative number.
+bool ParseByteSize(const std::string& text, uint64_t* bytes);
 
 // "sluice: <message>" on stderr.
 void PrintError(const Status& status);

@@ -13,24 +13,6 @@ namespace {
 
 using ingest::CommonOptions;
 
-// "1G", "512M", "64k", "1GiB", plain bytes.
-bool ParseSize(const std::string& text, uint64_t* out) {
-  char* end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  if (end == text.c_str() || v < 0) return false;
-  std::string unit(end);
-  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
-  if (unit.ends_with("i")) unit.pop_back();
-  double mult = 1;
-  if (unit == "k" || unit == "K") mult = 1024.0;
-  else if (unit == "m" || unit == "M") mult = 1024.0 * 1024;
-  else if (unit == "g" || unit == "G") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "t" || unit == "T") mult = 1024.0 * 1024 * 1024 * 1024;
-  else if (!unit.empty()) return false;
-  *out = static_cast<uint64_t>(v * mult);
-  return true;
-}
-
 struct CommonFlags {
   CommonOptions options;
   std::string memory_budget = "1G";
@@ -68,7 +50,7 @@ void AddCommonFlags(CLI::App* app, CommonFlags* f) {
 
 // Resolves scale-out defaults from the environment; returns false (with a message) on a usage error.
 bool Finalize(CommonFlags* f) {
-  if (!ParseSize(f->memory_budget, &f->options.memory_budget)) {
+  if (!ParseByteSize(f->memory_budget, &f->options.memory_budget)) {
     PrintError("--memory-budget: not a size: " + f->memory_budget);
     return false;
   }

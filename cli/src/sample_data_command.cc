@@ -21,8 +21,8 @@ struct SampleDataFlags {
   std::string datasets = "imagenet,flowers,cifar10";
 };
 
-// "500x375" -> width, height.
-bool ParseSize(const std::string& text, int* width, int* height) {
+// --size: "500x375" (or "500X375") -> width, height.
+bool ParseWidthHeight(const std::string& text, int* width, int* height) {
   int w = 0, h = 0;
   char x = 0, extra = 0;
   if (std::sscanf(text.c_str(), "%d%c%d%c", &w, &x, &h, &extra) != 3 || (x != 'x' && x != 'X')) {
@@ -35,7 +35,7 @@ bool ParseSize(const std::string& text, int* width, int* height) {
 
 int RunSampleData(SampleDataFlags flags) {
   ingest::SampleDataOptions& options = flags.options;
-  if (!flags.size.empty() && !ParseSize(flags.size, &options.width, &options.height)) {
+  if (!flags.size.empty() && !ParseWidthHeight(flags.size, &options.width, &options.height)) {
     PrintError("--size: expected WxH (like 500x375), got '" + flags.size + "'");
     return kExitUsage;
   }

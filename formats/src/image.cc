@@ -1,4 +1,5 @@
-// JPEG (libjpeg-turbo) and PNG (libpng 1.6) codecs behind sluice/formats/image.h.
+// JPEG (libjpeg-turbo) and PNG (libpng 1.6) whole-image codecs behind sluice/formats/image.h (the
+// crop-window decoder, image_crop.cc, shares their libjpeg plumbing through jpeg_codec.h).
 //
 // Both libraries report errors by calling a handler that must not return; ours record the library's
 // message and longjmp back to a setjmp. To keep that well defined in C++, every function that calls
@@ -23,12 +24,13 @@
 #include <jerror.h>
 #include <png.h>
 
-#include "sluice/formats/internal/jpeg_codec.h"
+#include "jpeg_codec.h"
 // clang-format on
 
 namespace sluice::formats {
 namespace {
 
+using internal::CheckPixelLimit;
 using internal::CmykToRgb;
 using internal::InitJpegErrorManager;
 using internal::JpegDecoder;
@@ -66,18 +68,6 @@ Status UnknownFormat(std::string_view bytes) {
     hex += buf;
   }
   return Status::Unsupported("not a JPEG or PNG image (first bytes: " + hex + ")");
-}
-
-Status CheckPixelLimit(std::string_view format, uint32_t width, uint32_t height,
-                       int64_t max_pixels) {
-  const uint64_t pixels = uint64_t{width} * height;
-  if (pixels > static_cast<uint64_t>(std::max<int64_t>(max_pixels, 0))) {
-    return Status::InvalidArgument(std::string(format) + " image is " + std::to_string(width) +
-                                   "x" + std::to_string(height) + " = " + std::to_string(pixels) +
-                                   " pixels, more than the limit of " + std::to_string(max_pixels) +
-                                   " (DecodeOptions::max_pixels)");
-  }
-  return Status::Ok();
 }
 
 // Checks an Image handed to an encoder. max_side is the format's limit per dimension.
@@ -173,8 +163,8 @@ Result<Image> DecodeJpeg(std::string_view bytes, const DecodeOptions& options) {
   JpegDecoder d(options.strict);
   if (!RunJpegReadHeader(&d, bytes)) return JpegStatus(d.err);
   const jpeg_decompress_struct& cinfo = d.cinfo;
-  SLUICE_RETURN_IF_ERROR(
-      CheckPixelLimit("JPEG", cinfo.image_width, cinfo.image_height, options.max_pixels));
+  SLUICE_RETURN_IF_ERROR(CheckPixelLimit("JPEG", cinfo.image_width, cinfo.image_height,
+                                         options.max_pixels, "DecodeOptions::max_pixels"));
   J_COLOR_SPACE out_space;
   int channels;
   bool cmyk = false;
@@ -497,7 +487,8 @@ Result<Image> DecodePng(std::string_view bytes, const DecodeOptions& options) {
   SLUICE_RETURN_IF_ERROR(StartPng(&r, bytes, options.max_pixels));
   const uint32_t width = png_get_image_width(r.png, r.info);
   const uint32_t height = png_get_image_height(r.png, r.info);
-  SLUICE_RETURN_IF_ERROR(CheckPixelLimit("PNG", width, height, options.max_pixels));
+  SLUICE_RETURN_IF_ERROR(
+      CheckPixelLimit("PNG", width, height, options.max_pixels, "DecodeOptions::max_pixels"));
   const int color_type = png_get_color_type(r.png, r.info);
   const bool has_alpha =
       (color_type & PNG_COLOR_MASK_ALPHA) != 0 || png_get_valid(r.png, r.info, PNG_INFO_tRNS) != 0;

@@ -1,7 +1,8 @@
-#include "sluice/formats/internal/jpeg_codec.h"
+#include "jpeg_codec.h"
 
 #include <jerror.h>
 
+#include <algorithm>
 #include <exception>
 #include <string>
 
@@ -86,6 +87,19 @@ Status TryResizePixels(std::vector<uint8_t>* v, uint64_t size) {
     v->resize(size);
   } catch (const std::exception&) {
     return Status::InvalidArgument("cannot allocate " + std::to_string(size) + " bytes of pixels");
+  }
+  return Status::Ok();
+}
+
+Status CheckPixelLimit(std::string_view format, uint64_t width, uint64_t height, int64_t max_pixels,
+                       std::string_view limit_name) {
+  // Both sides come from 16-bit (JPEG) or 31-bit (PNG) header fields, so the product fits.
+  const uint64_t pixels = width * height;
+  if (pixels > static_cast<uint64_t>(std::max<int64_t>(max_pixels, 0))) {
+    return Status::InvalidArgument(std::string(format) + " image is " + std::to_string(width) +
+                                   "x" + std::to_string(height) + " = " + std::to_string(pixels) +
+                                   " pixels, more than the limit of " + std::to_string(max_pixels) +
+                                   " (" + std::string(limit_name) + ")");
   }
   return Status::Ok();
 }

@@ -6,17 +6,10 @@
 #include <unordered_map>
 #include <utility>
 
+#include "text_util.h"
+
 namespace sluice::ingest {
 namespace {
-
-std::string_view Strip(std::string_view s) {
-  auto space = [](char c) {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
-  };
-  while (!s.empty() && space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && space(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 // ---- A data-only pickle interpreter
 // --------------------------------------------------------------- Opcode reference: CPython

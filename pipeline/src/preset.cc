@@ -9,6 +9,7 @@
 
 #include "sluice/formats/example_view.h"
 #include "sluice/formats/image.h"
+#include "sluice/formats/image_crop.h"
 #include "sluice/pipeline/crop.h"
 #include "sluice/pipeline/normalize.h"
 #include "sluice/pipeline/philox.h"
@@ -18,6 +19,12 @@
 namespace sluice::pipeline {
 
 namespace {
+
+using formats::ChooseScaleDenom;
+using formats::CropDecodeOptions;
+using formats::DecodeCrop;
+using formats::DecodedCrop;
+using formats::DecodeJpegCropEighths;
 
 constexpr std::array<std::string_view, 6> kPresetNames = {
     "resnet-train", "resnet-eval", "vgg-train", "vgg-eval", "cifar-train", "cifar-eval"};

@@ -14,14 +14,20 @@
 
 #include "sluice/formats/example.h"
 #include "sluice/formats/image.h"
+#include "sluice/formats/image_crop.h"
 #include "sluice/pipeline/crop.h"
-#include "sluice/pipeline/decode.h"
 #include "sluice/pipeline/normalize.h"
 #include "sluice/pipeline/philox.h"
 #include "sluice/pipeline/resize.h"
 
 namespace sluice::pipeline {
 namespace {
+
+using formats::ChooseScaleDenom;
+using formats::CropDecodeOptions;
+using formats::DecodedCrop;
+using formats::DecodeJpegCrop;
+using formats::DecodeJpegCropEighths;
 
 constexpr int kSize = 224;
 constexpr size_t kValues = size_t{kSize} * kSize * 3;

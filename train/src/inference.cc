@@ -15,6 +15,7 @@
 
 #include "batch_input.h"
 #include "sluice/formats/file_util.h"
+#include "sluice/train/csv.h"
 #include "sluice/train/moving_average.h"
 #include "sluice/train/npy.h"
 
@@ -84,13 +85,6 @@ class PredictionWriter {
 };
 
 }  // namespace
-
-std::string CsvField(std::string_view v) {
-  if (v.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(v);
-  std::string out = "\"";
-  for (char ch : v) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return out + "\"";
-}
 
 Result<EvalResult> Evaluate(Model* model, const EvalOptions& options) {
   pipeline::PipelineConfig pc = options.data;

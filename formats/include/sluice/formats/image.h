@@ -2,7 +2,9 @@
 //
 // Used by `sluice verify --decode` (does every image decode?), by ingest (probe each image;
 // re-encode the ones TensorFlow's decode_jpeg rejects: ImageNet's PNG named .JPEG and its 22 CMYK
-// JPEGs) and by the sample-data generator. libjpeg and libpng stay behind this header.
+// JPEGs) and by the sample-data generator. Decoding only a window of an image (the input pipeline's
+// decode stage) is image_crop.h. libjpeg and libpng stay behind these two headers: formats is the
+// only module that links them.
 //
 // Errors: a corrupt or truncated image is DataLoss carrying the library's own message ("Premature
 // end of JPEG file", "truncated PNG: ..."); bytes that are no format we know are Unsupported; an

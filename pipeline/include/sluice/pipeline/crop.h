@@ -6,18 +6,14 @@
 
 #include <span>
 
+#include "sluice/formats/image_crop.h"
 #include "sluice/pipeline/philox.h"
 
 namespace sluice::pipeline {
 
-// A window of an image in pixels: columns [x, x + width), rows [y, y + height).
-struct CropWindow {
-  int x = 0;
-  int y = 0;
-  int width = 0;
-  int height = 0;
-  friend bool operator==(const CropWindow&, const CropWindow&) = default;
-};
+// A window of an image in pixels: columns [x, x + width), rows [y, y + height). The decoder's own
+// window type, so a sampled window goes to formats::DecodeCrop as it is.
+using CropWindow = formats::PixelWindow;
 
 // A bounding box in normalized coordinates, TensorFlow's order (ymin, xmin, ymax, xmax), each in
 // [0, 1].

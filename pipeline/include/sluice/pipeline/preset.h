@@ -34,9 +34,9 @@
 #include <string_view>
 #include <vector>
 
+#include "sluice/formats/image_crop.h"
 #include "sluice/formats/status.h"
 #include "sluice/pipeline/crop.h"
-#include "sluice/pipeline/decode.h"
 #include "sluice/pipeline/resize.h"
 
 namespace sluice::pipeline {
@@ -88,8 +88,8 @@ struct SampleTimings {
 // Per-thread buffers, reused across samples.
 struct SampleScratch {
   SampleTimings timings;
-  DecodedCrop crop;
-  DecodedCrop full;  // --basic's whole-image decode
+  formats::DecodedCrop crop;
+  formats::DecodedCrop full;  // --basic's whole-image decode
   ResizeScratch resize;
   std::vector<float> image;  // float result before it is written out
   double decode_end = 0;     // internal: when decoding finished
@@ -102,8 +102,9 @@ struct SampleScratch {
 
 // The sample's image and label. out_f32 (when spec.output is kFloat32) or out_u8 receives
 // image_size * image_size * 3 values. Errors: a missing or wrong-kind feature is InvalidArgument
-// naming the key; an undecodable image is DataLoss/Unsupported/InvalidArgument as DecodeCrop says;
-// a RAW image whose size disagrees with its height/width features is DataLoss.
+// naming the key; an undecodable image is DataLoss/Unsupported/InvalidArgument as
+// formats::DecodeCrop says; a RAW image whose size disagrees with its height/width features is
+// DataLoss.
 Status ProcessSample(const SampleSpec& spec, std::string_view record, uint64_t seed, uint32_t epoch,
                      uint64_t index, SampleScratch* scratch, float* out_f32, uint8_t* out_u8,
                      int64_t* label);

@@ -78,9 +78,6 @@ Result<CheckpointEvalResult> EvaluateCheckpoint(const CheckpointEval& request);
 // Class names by id from DIR/labels.txt ("<id>:<name>" lines, slim's label file); empty if absent.
 Result<std::vector<std::string>> ReadLabelsFile(const std::string& data_dir);
 
-// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
-std::string CsvField(std::string_view v);
-
 }  // namespace sluice::train
 
 #endif  // SLUICE_TRAIN_INFERENCE_H_

@@ -1,13 +1,14 @@
-// INTERNAL to sluice's codec code (formats/src/image.cc and pipeline/src/decode.cc): the libjpeg
-// plumbing both decoders share. It is the one sluice header that exposes a libjpeg type; include it
-// only from .cc files, never from another header, and never from user-facing APIs.
+// Private to formats/src (not on any include path outside the formats library): the libjpeg
+// plumbing and the checks that the whole-image codecs (image.cc) and the crop-window decoder
+// (image_crop.cc) share. It is the one sluice header that exposes a libjpeg type, which is why it
+// sits in src/: no other module can include it, so libjpeg stays a private dependency of formats.
 //
 // libjpeg's default error manager prints to stderr and calls exit(). JpegErrorManager formats the
 // message and longjmps back instead; every libjpeg call must sit below a setjmp(err.jump) in the
 // same function. Strict mode makes every corrupt-data warning an error; lenient mode lets through
 // the ones TensorFlow's decode_jpeg accepts, but never running out of data.
-#ifndef SLUICE_FORMATS_INTERNAL_JPEG_CODEC_H_
-#define SLUICE_FORMATS_INTERNAL_JPEG_CODEC_H_
+#ifndef SLUICE_FORMATS_SRC_JPEG_CODEC_H_
+#define SLUICE_FORMATS_SRC_JPEG_CODEC_H_
 
 #include <csetjmp>
 #include <cstdint>
@@ -57,6 +58,13 @@ void CmykToRgb(const uint8_t* src, int width, bool inverted, uint8_t* dst);
 // Resizes a pixel buffer without letting std::bad_alloc escape our APIs.
 Status TryResizePixels(std::vector<uint8_t>* v, uint64_t size);
 
+// InvalidArgument when a width x height image (as its header claims, before anything is
+// allocated) has more than max_pixels pixels; a negative limit refuses every image. format
+// ("JPEG", "PNG") and limit_name (the option the caller set, e.g. "DecodeOptions::max_pixels")
+// only shape the message, so the user learns which knob to turn.
+Status CheckPixelLimit(std::string_view format, uint64_t width, uint64_t height, int64_t max_pixels,
+                       std::string_view limit_name);
+
 }  // namespace sluice::formats::internal
 
-#endif  // SLUICE_FORMATS_INTERNAL_JPEG_CODEC_H_
+#endif  // SLUICE_FORMATS_SRC_JPEG_CODEC_H_

@@ -1,21 +1,21 @@
-// The decode+crop kernel (DESIGN.md "Modules and data flow"): decodes only the crop window of an
-// encoded image, for JPEG optionally DCT-scaled by 1/2, 1/4 or 1/8, into RGB uint8 HWC. Pure
-// functions, no threads; the graph's decode stage calls them, one call per image, with a
-// DecodedCrop it reuses so the pixel buffer is allocated once per worker. Headers are read with
-// formats::ProbeImage (width, height, components, colour space); libjpeg and libpng stay behind
-// this header.
+// Crop-window decode: decodes only a window of an encoded image, for JPEG optionally DCT-scaled by
+// 1/2, 1/4 or 1/8 (or any N/8), into RGB uint8 HWC. The pipeline's decode stage (DESIGN.md
+// "Modules and data flow") calls it once per image, with a DecodedCrop it reuses so the pixel
+// buffer is allocated once per worker. It lives beside image.h because it is an image codec: the
+// one module that links libjpeg and libpng (formats) owns every call into them, and no libjpeg or
+// libpng type appears in this header. Headers are read with ProbeImage (width, height,
+// components, colour space).
 //
 // Errors: a window not inside the image or a bad scale is InvalidArgument; an image whose header
 // claims more than max_pixels pixels is InvalidArgument, refused before any allocation; corrupt or
-// truncated data is DataLoss (libjpeg's corrupt-data warnings are errors, as in
-// formats::DecodeImage with strict = true); 12-bit JPEGs and unknown formats are Unsupported. Rows
-// after the window are never decoded, so a baseline JPEG truncated below the window decodes fine
-// (progressive JPEGs are read whole by libjpeg before the first row, so truncation anywhere is
-// DataLoss).
+// truncated data is DataLoss (libjpeg's corrupt-data warnings are errors, as in DecodeImage with
+// strict = true); 12-bit JPEGs and unknown formats are Unsupported. Rows after the window are
+// never decoded, so a baseline JPEG truncated below the window decodes fine (progressive JPEGs are
+// read whole by libjpeg before the first row, so truncation anywhere is DataLoss).
 //
 // Thread-safety: every function is reentrant; calls on different DecodedCrops may run in parallel.
-#ifndef SLUICE_PIPELINE_DECODE_H_
-#define SLUICE_PIPELINE_DECODE_H_
+#ifndef SLUICE_FORMATS_IMAGE_CROP_H_
+#define SLUICE_FORMATS_IMAGE_CROP_H_
 
 #include <cstdint>
 #include <string_view>
@@ -23,9 +23,18 @@
 
 #include "sluice/formats/image.h"
 #include "sluice/formats/status.h"
-#include "sluice/pipeline/crop.h"
 
-namespace sluice::pipeline {
+namespace sluice::formats {
+
+// A window of an image in pixels: columns [x, x + width), rows [y, y + height). The pipeline's
+// crop samplers produce them (pipeline::CropWindow is this type).
+struct PixelWindow {
+  int x = 0;
+  int y = 0;
+  int width = 0;
+  int height = 0;
+  friend bool operator==(const PixelWindow&, const PixelWindow&) = default;
+};
 
 // RGB pixels of a decoded window: pixels[(y * width + x) * 3 + c], rows top to bottom, no padding.
 // pixels.size() == width * height * 3 after a successful decode; on error the contents are
@@ -38,7 +47,7 @@ struct DecodedCrop {
 
 struct CropDecodeOptions {
   // Images whose header claims more than width * height pixels are refused before allocation.
-  int64_t max_pixels = formats::kDefaultMaxPixels;
+  int64_t max_pixels = kDefaultMaxPixels;
   // libjpeg's inverse DCT: false = JDCT_ISLOW (accurate; PIL's and TurboJPEG's default), true =
   // JDCT_IFAST, what TensorFlow's decode_jpeg / decode_and_crop_jpeg use unless dct_method is
   // "INTEGER_ACCURATE" (the reference preprocessing never sets it). Pixels differ by a few levels.
@@ -58,15 +67,15 @@ int ChooseScaleDenom(int crop_w, int crop_h, int out_w, int out_h);
 // window [x, x + w) becomes [floor(x / d), ceil((x + w) / d)), i.e. every output pixel touched by
 // the window (so the scaled window may reach up to d - 1 source pixels outside it on each side).
 // Likewise for rows. Requires a window inside the image with positive sides.
-CropWindow ScaledWindow(const CropWindow& window, int scale_denom);
+PixelWindow ScaledWindow(const PixelWindow& window, int scale_denom);
 
 // Decodes ScaledWindow(window, scale_denom) of a JPEG into out (width, height, RGB pixels).
 // scale_denom is one of kScaleDenoms. Grayscale is replicated to RGB; CMYK and YCCK are converted
-// to RGB as formats::DecodeImage does (Adobe marker: inverted samples, R = C * K / 255). At scale 1
-// the pixels equal the same window cut out of formats::DecodeImage's full decode; scaled, they
+// to RGB as DecodeImage does (Adobe marker: inverted samples, R = C * K / 255). At scale 1
+// the pixels equal the same window cut out of DecodeImage's full decode; scaled, they
 // equal the window of a full libjpeg decode at the same scale. Only the iMCU columns and rows that
 // hold the window are decoded (jpeg_crop_scanline, jpeg_skip_scanlines).
-Status DecodeJpegCrop(std::string_view bytes, const CropWindow& window, int scale_denom,
+Status DecodeJpegCrop(std::string_view bytes, const PixelWindow& window, int scale_denom,
                       DecodedCrop* out, const CropDecodeOptions& options = {});
 
 // Finer DCT scaling: libjpeg-turbo scales by any N/8, N = 1..8 (the scaled image is
@@ -79,21 +88,21 @@ Status DecodeJpegCrop(std::string_view bytes, const CropWindow& window, int scal
 // chroma then needs) are plain C; decoding at those scales measured slower than at 8/8
 // (bench/pipeline/preset_bench), so the presets use ChooseScaleDenom.
 int ChooseScaleEighths(int crop_w, int crop_h, int out_w, int out_h);
-CropWindow ScaledWindowEighths(const CropWindow& window, int eighths);
-Status DecodeJpegCropEighths(std::string_view bytes, const CropWindow& window, int eighths,
+PixelWindow ScaledWindowEighths(const PixelWindow& window, int eighths);
+Status DecodeJpegCropEighths(std::string_view bytes, const PixelWindow& window, int eighths,
                              DecodedCrop* out, const CropDecodeOptions& options = {});
 
-// PNG has no partial decode: decodes the whole image (formats::DecodeImage, RGB, alpha dropped) and
+// PNG has no partial decode: decodes the whole image (DecodeImage, RGB, alpha dropped) and
 // copies the window out. Full resolution only.
-Status DecodePngCrop(std::string_view bytes, const CropWindow& window, DecodedCrop* out,
+Status DecodePngCrop(std::string_view bytes, const PixelWindow& window, DecodedCrop* out,
                      const CropDecodeOptions& options = {});
 
-// Dispatches on the content (formats::SniffFormat): JPEG to DecodeJpegCrop, PNG to DecodePngCrop,
+// Dispatches on the content (SniffFormat): JPEG to DecodeJpegCrop, PNG to DecodePngCrop,
 // where scale_denom is ignored (the output is the full-resolution window: callers read out->width
 // and out->height). Unsupported for other formats.
-Status DecodeCrop(std::string_view bytes, const CropWindow& window, int scale_denom,
+Status DecodeCrop(std::string_view bytes, const PixelWindow& window, int scale_denom,
                   DecodedCrop* out, const CropDecodeOptions& options = {});
 
-}  // namespace sluice::pipeline
+}  // namespace sluice::formats
 
-#endif  // SLUICE_PIPELINE_DECODE_H_
+#endif  // SLUICE_FORMATS_IMAGE_CROP_H_

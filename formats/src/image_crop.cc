@@ -1,11 +1,11 @@
-// Crop-window JPEG (libjpeg-turbo) and PNG decode behind sluice/pipeline/decode.h.
+// Crop-window JPEG (libjpeg-turbo) and PNG decode behind sluice/formats/image_crop.h.
 //
 // libjpeg reports errors through a handler that must not return: ours records the message and
-// longjmps back to a setjmp (formats' internal/jpeg_codec.h, shared with formats/src/image.cc). To
+// longjmps back to a setjmp (jpeg_codec.h, shared with image.cc). To
 // keep that well defined in C++, the function that calls setjmp (RunJpeg... below) owns no object
 // with a destructor and keeps all state that outlives a jump in a caller-owned struct; allocation
 // and Status building happen in the callers, between Run... calls.
-#include "sluice/pipeline/decode.h"
+#include "sluice/formats/image_crop.h"
 
 #include <algorithm>
 #include <csetjmp>
@@ -13,16 +13,17 @@
 #include <cstring>
 #include <string>
 
-#include "sluice/formats/internal/jpeg_codec.h"  // shared libjpeg error handling (libjpeg types)
+#include "jpeg_codec.h"  // shared libjpeg error handling (libjpeg types)
 
-namespace sluice::pipeline {
+namespace sluice::formats {
 namespace {
 
-using formats::internal::CmykToRgb;
-using formats::internal::JpegDecoder;
-using formats::internal::JpegStatus;
-using formats::internal::RunJpegReadHeader;
-using formats::internal::TryResizePixels;
+using internal::CheckPixelLimit;
+using internal::CmykToRgb;
+using internal::JpegDecoder;
+using internal::JpegStatus;
+using internal::RunJpegReadHeader;
+using internal::TryResizePixels;
 
 // Columns decoded beyond the window on each side (scaled pixels). jpeg_crop_scanline's output
 // equals the full decode's except at the left and right edges of the cropped region, where
@@ -30,25 +31,13 @@ using formats::internal::TryResizePixels;
 // decompression"); keeping the window two columns inside the region keeps its pixels exact.
 constexpr JDIMENSION kCropMargin = 2;
 
-Status CheckPixelLimit(std::string_view format, uint64_t width, uint64_t height,
-                       int64_t max_pixels) {
-  const uint64_t pixels = width * height;
-  if (pixels > static_cast<uint64_t>(std::max<int64_t>(max_pixels, 0))) {
-    return Status::InvalidArgument(std::string(format) + " image is " + std::to_string(width) +
-                                   "x" + std::to_string(height) + " = " + std::to_string(pixels) +
-                                   " pixels, more than the limit of " + std::to_string(max_pixels) +
-                                   " (CropDecodeOptions::max_pixels)");
-  }
-  return Status::Ok();
-}
-
-std::string WindowString(const CropWindow& w) {
+std::string WindowString(const PixelWindow& w) {
   return "(x " + std::to_string(w.x) + ", y " + std::to_string(w.y) + ", " +
          std::to_string(w.width) + "x" + std::to_string(w.height) + ")";
 }
 
 // InvalidArgument unless the window has positive sides and lies inside a width x height image.
-Status CheckWindow(const CropWindow& w, int64_t width, int64_t height) {
+Status CheckWindow(const PixelWindow& w, int64_t width, int64_t height) {
   if (w.width <= 0 || w.height <= 0 || w.x < 0 || w.y < 0 || int64_t{w.x} + w.width > width ||
       int64_t{w.y} + w.height > height) {
     return Status::InvalidArgument("crop window " + WindowString(w) + " is not inside the " +
@@ -66,7 +55,7 @@ struct CropJob {
   J_COLOR_SPACE out_space;  // JCS_RGB or JCS_CMYK
   J_DCT_METHOD dct;         // JDCT_ISLOW or JDCT_IFAST
   int eighths;              // output scale eighths / 8
-  CropWindow scaled;        // ScaledWindowEighths(window, eighths)
+  PixelWindow scaled;       // ScaledWindowEighths(window, eighths)
   uint8_t* row;             // scratch for one row: scaled image width * 4 bytes
   uint8_t* out;             // scaled.width * scaled.height * 3 bytes
 };
@@ -81,7 +70,7 @@ bool RunJpegCropDecode(JpegDecoder* d, const CropJob* job) {
   cinfo->scale_num = static_cast<unsigned>(job->eighths);
   cinfo->scale_denom = 8;
   jpeg_start_decompress(cinfo);
-  const CropWindow& w = job->scaled;
+  const PixelWindow& w = job->scaled;
   const JDIMENSION full_width = cinfo->output_width;
   // Requested columns with a margin (kCropMargin); libjpeg moves the start left to an iMCU
   // boundary.
@@ -135,9 +124,9 @@ int ChooseScaleEighths(int crop_w, int crop_h, int out_w, int out_h) {
   return 8;
 }
 
-CropWindow ScaledWindowEighths(const CropWindow& window, int eighths) {
+PixelWindow ScaledWindowEighths(const PixelWindow& window, int eighths) {
   const int64_t n = eighths;
-  CropWindow s;
+  PixelWindow s;
   s.x = static_cast<int>(int64_t{window.x} * n / 8);
   s.y = static_cast<int>(int64_t{window.y} * n / 8);
   s.width = static_cast<int>(CeilDiv((int64_t{window.x} + window.width) * n, 8) - s.x);
@@ -145,11 +134,11 @@ CropWindow ScaledWindowEighths(const CropWindow& window, int eighths) {
   return s;
 }
 
-CropWindow ScaledWindow(const CropWindow& window, int scale_denom) {
+PixelWindow ScaledWindow(const PixelWindow& window, int scale_denom) {
   return ScaledWindowEighths(window, 8 / scale_denom);
 }
 
-Status DecodeJpegCrop(std::string_view bytes, const CropWindow& window, int scale_denom,
+Status DecodeJpegCrop(std::string_view bytes, const PixelWindow& window, int scale_denom,
                       DecodedCrop* out, const CropDecodeOptions& options) {
   if (!ValidScale(scale_denom)) {
     return Status::InvalidArgument("JPEG scale denominator must be 1, 2, 4 or 8, got " +
@@ -158,7 +147,7 @@ Status DecodeJpegCrop(std::string_view bytes, const CropWindow& window, int scal
   return DecodeJpegCropEighths(bytes, window, 8 / scale_denom, out, options);
 }
 
-Status DecodeJpegCropEighths(std::string_view bytes, const CropWindow& window, int eighths,
+Status DecodeJpegCropEighths(std::string_view bytes, const PixelWindow& window, int eighths,
                              DecodedCrop* out, const CropDecodeOptions& options) {
   if (eighths < 1 || eighths > 8) {
     return Status::InvalidArgument("JPEG scale must be 1/8 .. 8/8, got " + std::to_string(eighths) +
@@ -168,8 +157,8 @@ Status DecodeJpegCropEighths(std::string_view bytes, const CropWindow& window, i
   JpegDecoder d(/*strict=*/true);  // corrupt-data warnings are errors
   if (!RunJpegReadHeader(&d, bytes)) return JpegStatus(d.err);
   const jpeg_decompress_struct& cinfo = d.cinfo;
-  SLUICE_RETURN_IF_ERROR(
-      CheckPixelLimit("JPEG", cinfo.image_width, cinfo.image_height, options.max_pixels));
+  SLUICE_RETURN_IF_ERROR(CheckPixelLimit("JPEG", cinfo.image_width, cinfo.image_height,
+                                         options.max_pixels, "CropDecodeOptions::max_pixels"));
   SLUICE_RETURN_IF_ERROR(CheckWindow(window, cinfo.image_width, cinfo.image_height));
   CropJob job{};
   switch (cinfo.jpeg_color_space) {
@@ -202,17 +191,17 @@ Status DecodeJpegCropEighths(std::string_view bytes, const CropWindow& window, i
   return Status::Ok();
 }
 
-Status DecodePngCrop(std::string_view bytes, const CropWindow& window, DecodedCrop* out,
+Status DecodePngCrop(std::string_view bytes, const PixelWindow& window, DecodedCrop* out,
                      const CropDecodeOptions& options) {
   // Probe first so a window outside the image is refused without decoding anything.
-  SLUICE_ASSIGN_OR_RETURN(formats::ImageInfo info, formats::ProbeImage(bytes));
-  if (info.format != formats::ImageFormat::kPng) return Status::Unsupported("not a PNG image");
-  SLUICE_RETURN_IF_ERROR(CheckPixelLimit("PNG", info.width, info.height, options.max_pixels));
+  SLUICE_ASSIGN_OR_RETURN(ImageInfo info, ProbeImage(bytes));
+  if (info.format != ImageFormat::kPng) return Status::Unsupported("not a PNG image");
+  SLUICE_RETURN_IF_ERROR(CheckPixelLimit("PNG", info.width, info.height, options.max_pixels,
+                                         "CropDecodeOptions::max_pixels"));
   SLUICE_RETURN_IF_ERROR(CheckWindow(window, info.width, info.height));
   SLUICE_ASSIGN_OR_RETURN(
-      formats::Image image,
-      formats::DecodeImage(bytes,
-                           {.max_pixels = options.max_pixels, .force_rgb = true, .strict = true}));
+      Image image,
+      DecodeImage(bytes, {.max_pixels = options.max_pixels, .force_rgb = true, .strict = true}));
   out->width = window.width;
   out->height = window.height;
   const size_t out_stride = size_t(window.width) * 3;
@@ -226,18 +215,18 @@ Status DecodePngCrop(std::string_view bytes, const CropWindow& window, DecodedCr
   return Status::Ok();
 }
 
-Status DecodeCrop(std::string_view bytes, const CropWindow& window, int scale_denom,
+Status DecodeCrop(std::string_view bytes, const PixelWindow& window, int scale_denom,
                   DecodedCrop* out, const CropDecodeOptions& options) {
-  switch (formats::SniffFormat(bytes)) {
-    case formats::ImageFormat::kJpeg:
+  switch (SniffFormat(bytes)) {
+    case ImageFormat::kJpeg:
       return DecodeJpegCrop(bytes, window, scale_denom, out, options);
-    case formats::ImageFormat::kPng:
+    case ImageFormat::kPng:
       return DecodePngCrop(bytes, window, out, options);
-    case formats::ImageFormat::kUnknown:
+    case ImageFormat::kUnknown:
       break;
   }
   if (bytes.empty()) return Status::DataLoss("empty image (0 bytes)");
   return Status::Unsupported("not a JPEG or PNG image");
 }
 
-}  // namespace sluice::pipeline
+}  // namespace sluice::formats

@@ -1,4 +1,4 @@
-#include "sluice/pipeline/decode.h"
+#include "sluice/formats/image_crop.h"
 
 #include <gtest/gtest.h>
 
@@ -16,13 +16,10 @@
 
 #include "sluice/formats/image.h"
 
-namespace sluice::pipeline {
+namespace sluice::formats {
 namespace {
 
 namespace fs = std::filesystem;
-using formats::ChromaSubsampling;
-using formats::Image;
-using formats::JpegEncodeOptions;
 
 constexpr uint64_t kSeed = 20260117;
 // Sides that are multiples of neither 8 nor 16, so the last iMCU row and column are partial.
@@ -49,7 +46,7 @@ Image TestImage(int width, int height, int channels, uint64_t seed) {
 }
 
 std::string Jpeg(const Image& image, const JpegEncodeOptions& options = {}) {
-  auto jpeg = formats::EncodeJpeg(image, 90, options);
+  auto jpeg = EncodeJpeg(image, 90, options);
   EXPECT_TRUE(jpeg.ok()) << jpeg.status().ToString();
   return jpeg.ok() ? *jpeg : std::string();
 }
@@ -73,7 +70,7 @@ const Variant kVariants[] = {
 };
 
 // Cuts window w out of an RGB image of the given width.
-std::vector<uint8_t> Cut(const std::vector<uint8_t>& rgb, int width, const CropWindow& w) {
+std::vector<uint8_t> Cut(const std::vector<uint8_t>& rgb, int width, const PixelWindow& w) {
   std::vector<uint8_t> out;
   for (int y = w.y; y < w.y + w.height; ++y) {
     const auto* row = rgb.data() + (size_t(y) * width + w.x) * 3;
@@ -82,15 +79,15 @@ std::vector<uint8_t> Cut(const std::vector<uint8_t>& rgb, int width, const CropW
   return out;
 }
 
-std::string Describe(const CropWindow& w) {
+std::string Describe(const PixelWindow& w) {
   std::ostringstream s;
   s << "window x=" << w.x << " y=" << w.y << " " << w.width << "x" << w.height;
   return s.str();
 }
 
 // Fixed windows of interest plus seeded random ones.
-std::vector<CropWindow> Windows(int width, int height, uint64_t seed, int random_count) {
-  std::vector<CropWindow> windows = {
+std::vector<PixelWindow> Windows(int width, int height, uint64_t seed, int random_count) {
+  std::vector<PixelWindow> windows = {
       {0, 0, width, height},                      // the full image
       {0, 0, 17, 13},                             // top-left corner
       {width - 9, height - 7, 9, 7},              // bottom-right corner, partial iMCUs
@@ -120,19 +117,19 @@ class DecodeCropTest : public ::testing::TestWithParam<Variant> {
   void SetUp() override {
     const Variant& v = GetParam();
     jpeg_ = Jpeg(TestImage(kWidth, kHeight, v.channels, kSeed), v.options);
-    auto full = formats::DecodeImage(jpeg_);
+    auto full = DecodeImage(jpeg_);
     ASSERT_TRUE(full.ok()) << full.status().ToString();
     ASSERT_EQ(full->channels, 3);
     full_ = std::move(*full);
   }
 
   std::string jpeg_;
-  Image full_;  // formats::DecodeImage of jpeg_, RGB
+  Image full_;  // DecodeImage of jpeg_, RGB
 };
 
 TEST_P(DecodeCropTest, Scale1WindowEqualsCutOfFullDecode) {
   DecodedCrop crop;
-  for (const CropWindow& w : Windows(kWidth, kHeight, kSeed + 1, 40)) {
+  for (const PixelWindow& w : Windows(kWidth, kHeight, kSeed + 1, 40)) {
     SCOPED_TRACE(Describe(w));
     ASSERT_TRUE(DecodeJpegCrop(jpeg_, w, 1, &crop).ok());
     ASSERT_EQ(crop.width, w.width);
@@ -158,7 +155,7 @@ TEST_P(DecodeCropTest, FastIdctWindowEqualsCutOfFullFastDecode) {
   EXPECT_GT(differ, 0u) << "the fast IDCT was not used";
   EXPECT_LE(max_diff, 12);
   DecodedCrop crop;
-  for (const CropWindow& w : Windows(kWidth, kHeight, kSeed + 9, 20)) {
+  for (const PixelWindow& w : Windows(kWidth, kHeight, kSeed + 9, 20)) {
     SCOPED_TRACE(Describe(w));
     ASSERT_TRUE(DecodeJpegCrop(jpeg_, w, 1, &crop, fast).ok());
     ASSERT_EQ(crop.pixels, Cut(full.pixels, kWidth, w));
@@ -174,10 +171,10 @@ TEST_P(DecodeCropTest, ScaledWindowEqualsCutOfFullScaledDecode) {
     ASSERT_EQ(full.width, (kWidth + d - 1) / d);
     ASSERT_EQ(full.height, (kHeight + d - 1) / d);
     DecodedCrop crop;
-    for (const CropWindow& w : Windows(kWidth, kHeight, kSeed + d, 30)) {
+    for (const PixelWindow& w : Windows(kWidth, kHeight, kSeed + d, 30)) {
       SCOPED_TRACE(Describe(w));
       ASSERT_TRUE(DecodeJpegCrop(jpeg_, w, d, &crop).ok());
-      const CropWindow s = ScaledWindow(w, d);
+      const PixelWindow s = ScaledWindow(w, d);
       ASSERT_EQ(crop.width, s.width);
       ASSERT_EQ(crop.height, s.height);
       ASSERT_EQ(crop.pixels, Cut(full.pixels, full.width, s));
@@ -193,10 +190,10 @@ TEST_P(DecodeCropTest, EighthsWindowEqualsCutOfFullEighthsDecode) {
     ASSERT_EQ(full.width, (kWidth * n + 7) / 8);
     ASSERT_EQ(full.height, (kHeight * n + 7) / 8);
     DecodedCrop crop;
-    for (const CropWindow& w : Windows(kWidth, kHeight, kSeed + 10 * n, 20)) {
+    for (const PixelWindow& w : Windows(kWidth, kHeight, kSeed + 10 * n, 20)) {
       SCOPED_TRACE(Describe(w));
       ASSERT_TRUE(DecodeJpegCropEighths(jpeg_, w, n, &crop).ok());
-      const CropWindow s = ScaledWindowEighths(w, n);
+      const PixelWindow s = ScaledWindowEighths(w, n);
       ASSERT_EQ(crop.width, s.width);
       ASSERT_EQ(crop.height, s.height);
       ASSERT_EQ(crop.pixels, Cut(full.pixels, full.width, s));
@@ -243,14 +240,14 @@ INSTANTIATE_TEST_SUITE_P(Jpegs, DecodeCropTest, ::testing::ValuesIn(kVariants),
 TEST(DecodeCropErrorTest, WindowOutsideImageIsInvalidArgument) {
   const std::string jpeg = Jpeg(TestImage(kWidth, kHeight, 3, kSeed));
   DecodedCrop crop;
-  for (const CropWindow& w : std::vector<CropWindow>{{-1, 0, 10, 10},
-                                                     {0, -1, 10, 10},
-                                                     {0, 0, 0, 10},
-                                                     {0, 0, 10, 0},
-                                                     {0, 0, kWidth + 1, 10},
-                                                     {0, 0, 10, kHeight + 1},
-                                                     {kWidth - 5, 0, 6, 1},
-                                                     {0, kHeight, 1, 1}}) {
+  for (const PixelWindow& w : std::vector<PixelWindow>{{-1, 0, 10, 10},
+                                                       {0, -1, 10, 10},
+                                                       {0, 0, 0, 10},
+                                                       {0, 0, 10, 0},
+                                                       {0, 0, kWidth + 1, 10},
+                                                       {0, 0, 10, kHeight + 1},
+                                                       {kWidth - 5, 0, 6, 1},
+                                                       {0, kHeight, 1, 1}}) {
     SCOPED_TRACE(Describe(w));
     EXPECT_EQ(DecodeJpegCrop(jpeg, w, 1, &crop).code(), StatusCode::kInvalidArgument);
     EXPECT_EQ(DecodeJpegCrop(jpeg, w, 4, &crop).code(), StatusCode::kInvalidArgument);
@@ -274,7 +271,7 @@ TEST(DecodeCropErrorTest, OverPixelLimitIsInvalidArgument) {
             StatusCode::kInvalidArgument);
   EXPECT_TRUE(
       DecodeJpegCrop(jpeg, {0, 0, 1, 1}, 1, &crop, {.max_pixels = int64_t{kWidth} * kHeight}).ok());
-  const std::string png = *formats::EncodePng(TestImage(kWidth, kHeight, 3, kSeed));
+  const std::string png = *EncodePng(TestImage(kWidth, kHeight, 3, kSeed));
   EXPECT_EQ(DecodePngCrop(png, {0, 0, 1, 1}, &crop, limit).code(), StatusCode::kInvalidArgument);
 }
 
@@ -312,9 +309,9 @@ TEST(DecodeCropErrorTest, GarbageIsDataLossOrUnsupported) {
 
 TEST(DecodePngCropTest, WindowEqualsCutOfFullDecode) {
   const Image image = TestImage(kWidth, kHeight, 3, kSeed);
-  const std::string png = *formats::EncodePng(image);
+  const std::string png = *EncodePng(image);
   DecodedCrop crop;
-  for (const CropWindow& w : Windows(kWidth, kHeight, kSeed, 10)) {
+  for (const PixelWindow& w : Windows(kWidth, kHeight, kSeed, 10)) {
     SCOPED_TRACE(Describe(w));
     ASSERT_TRUE(DecodePngCrop(png, w, &crop).ok());
     EXPECT_EQ(crop.width, w.width);
@@ -329,7 +326,7 @@ TEST(DecodePngCropTest, WindowEqualsCutOfFullDecode) {
             StatusCode::kDataLoss);
   // Gray PNG becomes RGB.
   const Image gray = TestImage(20, 10, 1, kSeed);
-  ASSERT_TRUE(DecodePngCrop(*formats::EncodePng(gray), {3, 2, 5, 4}, &crop).ok());
+  ASSERT_TRUE(DecodePngCrop(*EncodePng(gray), {3, 2, 5, 4}, &crop).ok());
   for (int y = 0; y < 4; ++y) {
     for (int x = 0; x < 5; ++x) {
       for (int c = 0; c < 3; ++c) {
@@ -344,19 +341,19 @@ TEST(DecodeCropFixtureTest, ProgressiveJpegWindowsEqualFullDecode) {
   if (!fs::exists(path)) GTEST_SKIP() << path << " is absent";
   std::ifstream in(path, std::ios::binary);
   const std::string jpeg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto info = formats::ProbeImage(jpeg);
+  auto info = ProbeImage(jpeg);
   ASSERT_TRUE(info.ok()) << info.status().ToString();
-  auto full = formats::DecodeImage(jpeg);
+  auto full = DecodeImage(jpeg);
   ASSERT_TRUE(full.ok()) << full.status().ToString();
   DecodedCrop crop;
-  for (const CropWindow& w : Windows(info->width, info->height, kSeed, 20)) {
+  for (const PixelWindow& w : Windows(info->width, info->height, kSeed, 20)) {
     SCOPED_TRACE(Describe(w));
     ASSERT_TRUE(DecodeJpegCrop(jpeg, w, 1, &crop).ok());
     ASSERT_EQ(crop.pixels, Cut(full->pixels, info->width, w));
   }
   DecodedCrop scaled;
   ASSERT_TRUE(DecodeJpegCrop(jpeg, {0, 0, info->width, info->height}, 4, &scaled).ok());
-  for (const CropWindow& w : Windows(info->width, info->height, kSeed + 4, 20)) {
+  for (const PixelWindow& w : Windows(info->width, info->height, kSeed + 4, 20)) {
     SCOPED_TRACE(Describe(w));
     ASSERT_TRUE(DecodeJpegCrop(jpeg, w, 4, &crop).ok());
     ASSERT_EQ(crop.pixels, Cut(scaled.pixels, scaled.width, ScaledWindow(w, 4)));
@@ -364,17 +361,17 @@ TEST(DecodeCropFixtureTest, ProgressiveJpegWindowsEqualFullDecode) {
 }
 
 TEST(ScaledWindowTest, CoversEveryTouchedOutputPixel) {
-  EXPECT_EQ(ScaledWindow({0, 0, 16, 16}, 1), (CropWindow{0, 0, 16, 16}));
-  EXPECT_EQ(ScaledWindow({0, 0, 16, 16}, 8), (CropWindow{0, 0, 2, 2}));
-  EXPECT_EQ(ScaledWindow({7, 9, 2, 1}, 8), (CropWindow{0, 1, 2, 1}));
-  EXPECT_EQ(ScaledWindow({3, 5, 10, 6}, 2), (CropWindow{1, 2, 6, 4}));
-  EXPECT_EQ(ScaledWindow({0, 0, 133, 101}, 4), (CropWindow{0, 0, 34, 26}));
+  EXPECT_EQ(ScaledWindow({0, 0, 16, 16}, 1), (PixelWindow{0, 0, 16, 16}));
+  EXPECT_EQ(ScaledWindow({0, 0, 16, 16}, 8), (PixelWindow{0, 0, 2, 2}));
+  EXPECT_EQ(ScaledWindow({7, 9, 2, 1}, 8), (PixelWindow{0, 1, 2, 1}));
+  EXPECT_EQ(ScaledWindow({3, 5, 10, 6}, 2), (PixelWindow{1, 2, 6, 4}));
+  EXPECT_EQ(ScaledWindow({0, 0, 133, 101}, 4), (PixelWindow{0, 0, 34, 26}));
 }
 
 TEST(ScaledWindowTest, EighthsCoverEveryTouchedOutputPixel) {
-  EXPECT_EQ(ScaledWindowEighths({0, 0, 16, 16}, 6), (CropWindow{0, 0, 12, 12}));
+  EXPECT_EQ(ScaledWindowEighths({0, 0, 16, 16}, 6), (PixelWindow{0, 0, 12, 12}));
   // x: 5 * 6 / 8 = 3.75 -> 3, end 15 * 6 / 8 = 11.25 -> 12; y: 2.25 -> 2, end 7.5 -> 8.
-  EXPECT_EQ(ScaledWindowEighths({5, 3, 10, 7}, 6), (CropWindow{3, 2, 9, 6}));
+  EXPECT_EQ(ScaledWindowEighths({5, 3, 10, 7}, 6), (PixelWindow{3, 2, 9, 6}));
   for (int d : {1, 2, 4, 8}) {
     EXPECT_EQ(ScaledWindowEighths({13, 7, 101, 55}, 8 / d), ScaledWindow({13, 7, 101, 55}, d));
   }
@@ -419,4 +416,4 @@ TEST(ChooseScaleDenomTest, LargestScaleThatKeepsEnoughPixels) {
 }
 
 }  // namespace
-}  // namespace sluice::pipeline
+}  // namespace sluice::formats
