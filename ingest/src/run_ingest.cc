@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "run_info.h"
 #include "sluice/formats/file_util.h"
 #include "sluice/ingest/manifest.h"
 
@@ -65,18 +66,16 @@ Result<IngestSummary> RunIngest(const std::string& dataset, const json& inputs,
   auto start = std::chrono::steady_clock::now();
   SLUICE_RETURN_IF_ERROR(formats::CreateDirectories(common.out_dir));
   SLUICE_RETURN_IF_ERROR(RemoveManifest(common.out_dir));
-  json split_files = json::object();
+  RunInfo run;
+  run.tool = "sluice " SLUICE_VERSION;
+  run.dataset = dataset;
+  run.inputs = inputs;
+  run.options = options_json;
   for (const SplitSpec& s : splits) {
-    json files = json::array();
+    std::vector<std::string>& files = run.splits[s.name];
     for (int i = 0; i < s.num_shards; ++i) files.push_back(ShardFileName(s.file_pattern, i, s.num_shards));
-    split_files[s.name] = files;
   }
-  json run = {{"tool", "sluice " SLUICE_VERSION},
-              {"dataset", dataset},
-              {"inputs", inputs},
-              {"options", options_json},
-              {"splits", split_files}};
-  SLUICE_RETURN_IF_ERROR(WriteRunInfo(common.out_dir, run.dump(2) + "\n"));
+  SLUICE_RETURN_IF_ERROR(run.Write(common.out_dir));
 
   WriterOptions w = common;
   w.options_fingerprint = json({{"tool", "sluice " SLUICE_VERSION}, {"dataset", dataset},
