@@ -60,10 +60,34 @@ std::string IngestSummary::SummaryLine() const {
   return s + tail;
 }
 
+namespace {
+
+// A split that would be written from no images (an archive holding only directories or non-image
+// files) is an error naming its input, like a truncated archive: the run's summary would otherwise say
+// "0 images" and exit 0, and the mistake would surface much later as an empty training set. Checked
+// once here, before anything is written, for every front-end.
+Status CheckEveryInputYieldsImages(const json& inputs, const std::vector<SplitSpec>& splits) {
+  for (const SplitSpec& s : splits) {
+    if (s.samples.empty()) {
+      return Status::InvalidArgument(s.source->path() + ": holds no images (the " + s.name +
+                                     " split would be empty)");
+    }
+  }
+  if (splits.empty()) {  // the front-end dropped every split as empty
+    std::string paths;
+    for (const json& input : inputs) paths += (paths.empty() ? "" : ", ") + input.value("path", "");
+    return Status::InvalidArgument(paths + ": holds no images");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<IngestSummary> RunIngest(const std::string& dataset, const json& inputs,
                                 const json& options_json, std::vector<SplitSpec>& splits,
                                 const CommonOptions& common) {
   auto start = std::chrono::steady_clock::now();
+  SLUICE_RETURN_IF_ERROR(CheckEveryInputYieldsImages(inputs, splits));
   SLUICE_RETURN_IF_ERROR(formats::CreateDirectories(common.out_dir));
   SLUICE_RETURN_IF_ERROR(RemoveManifest(common.out_dir));
   RunInfo run;
