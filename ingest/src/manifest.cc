@@ -3,82 +3,69 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "run_info.h"
+#include "shard_sidecar.h"
 #include "sluice/formats/file_util.h"
+#include "sluice/formats/manifest.h"
 
 namespace sluice::ingest {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-Status WriteRunInfo(const std::string& out_dir, const std::string& run_json) {
-  SLUICE_RETURN_IF_ERROR(formats::CreateDirectories((fs::path(out_dir) / ".sluice").string()));
-  return formats::WriteFileAtomically((fs::path(out_dir) / ".sluice" / "run.json").string(),
-                                      run_json);
-}
-
 Status RemoveManifest(const std::string& out_dir) {
+  const std::string path = formats::Manifest::PathIn(out_dir);
   std::error_code ec;
-  fs::remove(fs::path(out_dir) / "manifest.json", ec);
-  if (ec) return Status::IoError("remove " + out_dir + "/manifest.json: " + ec.message());
+  fs::remove(path, ec);
+  if (ec) return Status::IoError("remove " + path + ": " + ec.message());
   return Status::Ok();
 }
 
 Result<ManifestSummary> WriteManifest(const std::string& out_dir) {
-  const std::string run_path = (fs::path(out_dir) / ".sluice" / "run.json").string();
-  SLUICE_ASSIGN_OR_RETURN(std::string run_text, formats::ReadFile(run_path));
-  json run = json::parse(run_text, nullptr, false);
-  if (run.is_discarded() || !run.contains("splits")) {
-    return Status::DataLoss(run_path + ": not a sluice run description");
-  }
+  SLUICE_ASSIGN_OR_RETURN(RunInfo run, RunInfo::Read(out_dir));
+  formats::Manifest manifest;
+  manifest.tool = run.tool;
+  manifest.dataset = run.dataset;
+  if (!run.inputs.is_null()) manifest.inputs_json = run.inputs.dump();
+  if (!run.options.is_null()) manifest.options_json = run.options.dump();
+
   ManifestSummary summary;
-  json manifest = run;
-  std::string rejects;
-  json splits = json::object();
-  for (const auto& [split, files] : run["splits"].items()) {
-    json shards = json::array();
-    uint64_t records = 0;
-    for (const auto& f : files) {
-      const std::string file = f.get<std::string>();
-      const std::string sidecar = (fs::path(out_dir) / ".sluice" / (file + ".json")).string();
-      auto text = formats::ReadFile(sidecar);
-      if (!text.ok() || !formats::FileExists((fs::path(out_dir) / file).string())) {
-        return Status::NotFound("shard " + file + " of split " + split +
-                                " is not complete (no " + sidecar +
+  std::string rejects;  // DIR/rejects.jsonl: one JSON object per skipped image
+  for (const auto& [split, files] : run.splits) {
+    formats::ManifestSplit& out = manifest.splits[split];
+    for (const std::string& file : files) {
+      auto sidecar = ShardSidecar::Read(out_dir, file);
+      if ((!sidecar.ok() && sidecar.status().IsNotFound()) ||
+          !formats::FileExists((fs::path(out_dir) / file).string())) {
+        return Status::NotFound("shard " + file + " of split " + split + " is not complete (no " +
+                                ShardSidecar::PathFor(out_dir, file) +
                                 "); run the missing tasks (or --resume) first");
       }
-      json s = json::parse(*text, nullptr, false);
-      if (s.is_discarded()) return Status::DataLoss(sidecar + ": invalid JSON");
-      for (const auto& r : s["rejects"]) {
-        rejects += json({{"split", split}, {"shard", file}, {"archive", r["archive"]},
-                         {"member", r["member"]}, {"reason", r["reason"]}})
+      if (!sidecar.ok()) return sidecar.status();
+      const ShardResult& r = sidecar->result;
+      for (const Reject& x : r.rejects) {
+        rejects += json({{"split", split},
+                         {"shard", file},
+                         {"archive", x.source},
+                         {"member", x.member},
+                         {"reason", x.reason}})
                        .dump() +
                    "\n";
         ++summary.rejects;
       }
-      records += s.value("records", uint64_t{0});
-      summary.records += s.value("records", uint64_t{0});
-      summary.bytes += s.value("bytes", uint64_t{0});
-      summary.reencoded += s.value("reencoded", uint64_t{0});
+      out.records += r.records;
+      summary.records += r.records;
+      summary.bytes += r.bytes;
+      summary.reencoded += r.reencoded;
       ++summary.shards;
-      shards.push_back({{"file", file},
-                        {"records", s["records"]},
-                        {"bytes", s["bytes"]},
-                        {"sha256", s["sha256"]},
-                        {"labels", s["labels"]},
-                        {"reencoded", s["reencoded"]}});
+      out.shards.push_back({file, r.records, r.bytes, r.sha256, r.labels, r.reencoded});
     }
-    splits[split] = {{"records", records}, {"shards", shards}};
   }
-  manifest["splits"] = splits;
-  manifest["totals"] = {{"shards", summary.shards},
-                        {"records", summary.records},
-                        {"bytes", summary.bytes},
-                        {"reencoded", summary.reencoded},
-                        {"rejected", summary.rejects}};
+  manifest.totals = {summary.shards, summary.records, summary.bytes, summary.reencoded,
+                     summary.rejects};
   SLUICE_RETURN_IF_ERROR(
       formats::WriteFileAtomically((fs::path(out_dir) / "rejects.jsonl").string(), rejects));
-  SLUICE_RETURN_IF_ERROR(formats::WriteFileAtomically((fs::path(out_dir) / "manifest.json").string(),
-                                                      manifest.dump(2) + "\n"));
+  SLUICE_RETURN_IF_ERROR(manifest.Write(out_dir));
   return summary;
 }
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "run_info.h"
 #include "sluice/formats/file_util.h"
 #include "sluice/ingest/manifest.h"
 
@@ -59,24 +60,46 @@ std::string IngestSummary::SummaryLine() const {
   return s + tail;
 }
 
+namespace {
+
+// A split that would be written from no images (an archive holding only directories or non-image
+// files) is an error naming its input, like a truncated archive: the run's summary would otherwise say
+// "0 images" and exit 0, and the mistake would surface much later as an empty training set. Checked
+// once here, before anything is written, for every front-end.
+Status CheckEveryInputYieldsImages(const json& inputs, const std::vector<SplitSpec>& splits) {
+  for (const SplitSpec& s : splits) {
+    if (s.samples.empty()) {
+      return Status::InvalidArgument(s.source->path() + ": holds no images (the " + s.name +
+                                     " split would be empty)");
+    }
+  }
+  if (splits.empty()) {  // the front-end dropped every split as empty
+    std::string paths;
+    for (const json& input : inputs) paths += (paths.empty() ? "" : ", ") + input.value("path", "");
+    return Status::InvalidArgument(paths + ": holds no images");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<IngestSummary> RunIngest(const std::string& dataset, const json& inputs,
                                 const json& options_json, std::vector<SplitSpec>& splits,
                                 const CommonOptions& common) {
   auto start = std::chrono::steady_clock::now();
+  SLUICE_RETURN_IF_ERROR(CheckEveryInputYieldsImages(inputs, splits));
   SLUICE_RETURN_IF_ERROR(formats::CreateDirectories(common.out_dir));
   SLUICE_RETURN_IF_ERROR(RemoveManifest(common.out_dir));
-  json split_files = json::object();
+  RunInfo run;
+  run.tool = "sluice " SLUICE_VERSION;
+  run.dataset = dataset;
+  run.inputs = inputs;
+  run.options = options_json;
   for (const SplitSpec& s : splits) {
-    json files = json::array();
+    std::vector<std::string>& files = run.splits[s.name];
     for (int i = 0; i < s.num_shards; ++i) files.push_back(ShardFileName(s.file_pattern, i, s.num_shards));
-    split_files[s.name] = files;
   }
-  json run = {{"tool", "sluice " SLUICE_VERSION},
-              {"dataset", dataset},
-              {"inputs", inputs},
-              {"options", options_json},
-              {"splits", split_files}};
-  SLUICE_RETURN_IF_ERROR(WriteRunInfo(common.out_dir, run.dump(2) + "\n"));
+  SLUICE_RETURN_IF_ERROR(run.Write(common.out_dir));
 
   WriterOptions w = common;
   w.options_fingerprint = json({{"tool", "sluice " SLUICE_VERSION}, {"dataset", dataset},

@@ -8,10 +8,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "progress.h"
+#include "shard_sidecar.h"
 #include "splitmix64.h"
 #include "sluice/formats/file_util.h"
 #include "sluice/formats/index.h"
@@ -23,7 +23,6 @@ namespace sluice::ingest {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 uint64_t Fnv1a(std::string_view s) {
   uint64_t h = 0xcbf29ce484222325ull;
@@ -31,45 +30,19 @@ uint64_t Fnv1a(std::string_view s) {
   return h;
 }
 
-std::string SidecarPath(const std::string& out_dir, const std::string& file) {
-  return (fs::path(out_dir) / ".sluice" / (file + ".json")).string();
-}
-
-json ToJson(const ShardResult& r, const std::string& digest) {
-  json labels = json::object();
-  for (const auto& [label, n] : r.labels) labels[std::to_string(label)] = n;
-  json rejects = json::array();
-  for (const Reject& x : r.rejects) {
-    rejects.push_back({{"archive", x.source}, {"member", x.member}, {"reason", x.reason}});
-  }
-  return {{"file", r.file},       {"records", r.records},     {"bytes", r.bytes},
-          {"sha256", r.sha256},   {"labels", labels},         {"reencoded", r.reencoded},
-          {"input_bytes", r.input_bytes}, {"rejects", rejects}, {"plan_digest", digest}};
-}
-
 // Keeps an earlier run's shard when its sidecar was made by the same plan and the file still hashes to
 // what the sidecar says.
 bool TryResume(const std::string& out_dir, const std::string& file, const std::string& digest,
                ShardResult* result) {
-  auto text = formats::ReadFile(SidecarPath(out_dir, file));
-  if (!text.ok()) return false;
-  json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || j.value("plan_digest", "") != digest) return false;
+  auto sidecar = ShardSidecar::Read(out_dir, file);
+  if (!sidecar.ok() || sidecar->plan_digest != digest) return false;
   auto bytes = formats::ReadFile((fs::path(out_dir) / file).string());
-  if (!bytes.ok() || bytes->size() != j.value("bytes", uint64_t{0}) ||
-      formats::Sha256Hex(*bytes) != j.value("sha256", "")) {
+  if (!bytes.ok() || bytes->size() != sidecar->result.bytes ||
+      formats::Sha256Hex(*bytes) != sidecar->result.sha256) {
     return false;
   }
+  *result = std::move(sidecar->result);
   result->file = file;
-  result->records = j.value("records", uint64_t{0});
-  result->bytes = bytes->size();
-  result->sha256 = j.value("sha256", "");
-  result->reencoded = j.value("reencoded", uint64_t{0});
-  result->input_bytes = j.value("input_bytes", uint64_t{0});
-  for (const auto& [k, v] : j["labels"].items()) result->labels[std::stoll(k)] = v.get<uint64_t>();
-  for (const auto& r : j["rejects"]) {
-    result->rejects.push_back({r.value("archive", ""), r.value("member", ""), r.value("reason", "")});
-  }
   result->resumed = true;
   return true;
 }
@@ -178,8 +151,7 @@ Status WriteShard(const ShardJob& job, const WriterOptions& options, RunState* s
   r.sha256 = sha.HexDigest();
   SLUICE_RETURN_IF_ERROR(out.Commit(/*sync=*/true));
   if (options.write_index) SLUICE_RETURN_IF_ERROR(formats::WriteIndexFile(path + ".idx", index));
-  return formats::WriteFileAtomically(SidecarPath(options.out_dir, job.file),
-                                      ToJson(r, job.digest).dump(1) + "\n");
+  return ShardSidecar{r, job.digest}.Write(options.out_dir);
 }
 
 }  // namespace

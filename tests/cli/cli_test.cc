@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "../ingest/ingest_test_util.h"  // WriteTar (libarchive)
 #include "sluice/cli/cli.h"
 #include "sluice/formats/example.h"
 #include "sluice/formats/file_util.h"
@@ -238,6 +239,19 @@ TEST_F(IngestCliTest, SlurmArrayEnvironmentSelectsTheTask) {
   std::string merge = testing::internal::GetCapturedStderr();
   EXPECT_NE(merge.find("4 shards, 100 records"), std::string::npos) << merge;
   EXPECT_TRUE(fs::exists(Path("out/manifest.json")));
+}
+
+// An archive that holds no images is a failed run (exit 1) naming the archive, like a truncated one,
+// and no manifest claims an output.
+TEST_F(IngestCliTest, TrainArchiveWithoutImagesExitsOneNamingIt) {
+  const std::string empty = Path("empty_train.tar");
+  ingest::testing_util::WriteTar(empty, {{"train/", ""}, {"train/README", "no images here"}});
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(Sluice({"ingest", "imagenet", "--train-archive", empty, "--out", Path("empty_out")}),
+            kExitFailure);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find(empty + ": holds no images"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(Path("empty_out/manifest.json")));
 }
 
 TEST_F(IngestCliTest, MergeBeforeAllTasksFinishedFails) {

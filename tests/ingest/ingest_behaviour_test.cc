@@ -7,7 +7,9 @@
 
 #include "ingest_test_util.h"
 #include "sluice/formats/image.h"
+#include "sluice/formats/manifest.h"
 #include "sluice/formats/record_format.h"
+#include "sluice/formats/sha256.h"
 #include "sluice/ingest/archive.h"
 #include "sluice/ingest/datasets.h"
 #include "sluice/ingest/manifest.h"
@@ -116,6 +118,52 @@ TEST_F(IngestBehaviourTest, ScaleOutTasksUnionEqualsOneProcess) {
   EXPECT_EQ(ShardBytes(parts.common.out_dir), ShardBytes(whole.common.out_dir));
   EXPECT_EQ(*formats::ReadFile(parts.common.out_dir + "/manifest.json"),
             *formats::ReadFile(whole.common.out_dir + "/manifest.json"));
+}
+
+// The manifest ingest writes is the one formats::Manifest reads, and what it says agrees with the
+// shard files on disk: per-shard records, bytes, checksums and label histograms, and the totals.
+TEST_F(IngestBehaviourTest, ManifestReadsBackWithTheCountsOfTheShards) {
+  const std::string train = TrainTar(3, 5, {{"n00001000_bad.JPEG", "not an image"}});
+  auto opt = Options(train, "manifest", 2);
+  auto s = IngestImagenet(opt);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto m = formats::Manifest::Read(opt.common.out_dir);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->dataset, "imagenet");
+  EXPECT_TRUE(m->tool.starts_with("sluice ")) << m->tool;
+  EXPECT_NE(m->inputs_json.find("train.tar"), std::string::npos) << m->inputs_json;
+  EXPECT_NE(m->options_json.find("\"train_shards\":2"), std::string::npos) << m->options_json;
+  EXPECT_EQ(m->SplitNames(), std::vector<std::string>{"train"});
+  const formats::ManifestSplit& split = m->splits.at("train");
+  EXPECT_EQ(split.records, 15u);
+  ASSERT_EQ(split.shards.size(), 2u);
+  uint64_t records = 0, bytes = 0;
+  std::map<int64_t, uint64_t> labels;
+  for (const formats::ManifestShard& shard : split.shards) {
+    const std::string data = *formats::ReadFile(fs::path(opt.common.out_dir) / shard.file);
+    EXPECT_EQ(shard.records, ReadShards(opt.common.out_dir, shard.file).size()) << shard.file;
+    EXPECT_EQ(shard.bytes, data.size()) << shard.file;
+    EXPECT_EQ(shard.sha256, formats::Sha256Hex(data)) << shard.file;
+    uint64_t in_histogram = 0;
+    for (const auto& [label, n] : shard.labels) {
+      labels[label] += n;
+      in_histogram += n;
+    }
+    EXPECT_EQ(in_histogram, shard.records) << shard.file;
+    records += shard.records;
+    bytes += shard.bytes;
+  }
+  EXPECT_EQ(records, 15u);
+  EXPECT_EQ(labels, (std::map<int64_t, uint64_t>{{1, 5}, {2, 5}, {3, 5}}));  // 1-based synsets
+  EXPECT_EQ(m->NumClasses(), 4);                                             // + background
+  EXPECT_EQ(m->totals, (formats::ManifestTotals{2, 15, bytes, 0, 1}));        // the bad JPEG
+  EXPECT_EQ(*m->ShardPaths(opt.common.out_dir, "train"),
+            (std::vector<std::string>{opt.common.out_dir + "/train-00000-of-00002",
+                                      opt.common.out_dir + "/train-00001-of-00002"}));
+  // Writing it back reproduces ingest's bytes: one layout, one writer.
+  auto text = m->Serialize();
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text, *formats::ReadFile(formats::Manifest::PathIn(opt.common.out_dir)));
 }
 
 TEST_F(IngestBehaviourTest, ResumeKeepsVerifiedShardsAndRedoesDamagedOnes) {

@@ -43,7 +43,8 @@ inline fs::path TempDir(const std::string& tag) {
   return p;
 }
 
-// Writes a ustar (optionally gzip) archive of (name, bytes) members, in the order given.
+// Writes a ustar (optionally gzip) archive of (name, bytes) members, in the order given. A name ending
+// in '/' is a directory entry (its bytes are ignored).
 inline void WriteTar(const std::string& path,
                      const std::vector<std::pair<std::string, std::string>>& members,
                      bool gzip = false) {
@@ -52,13 +53,14 @@ inline void WriteTar(const std::string& path,
   if (gzip) archive_write_add_filter_gzip(a);
   ASSERT_EQ(archive_write_open_filename(a, path.c_str()), ARCHIVE_OK);
   for (const auto& [name, bytes] : members) {
+    const bool dir = name.ends_with('/');
     archive_entry* e = archive_entry_new();
     archive_entry_set_pathname(e, name.c_str());
-    archive_entry_set_size(e, static_cast<la_int64_t>(bytes.size()));
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, dir ? 0 : static_cast<la_int64_t>(bytes.size()));
+    archive_entry_set_filetype(e, dir ? AE_IFDIR : AE_IFREG);
+    archive_entry_set_perm(e, dir ? 0755 : 0644);
     archive_write_header(a, e);
-    archive_write_data(a, bytes.data(), bytes.size());
+    if (!dir) archive_write_data(a, bytes.data(), bytes.size());
     archive_entry_free(e);
   }
   archive_write_close(a);

@@ -1,8 +1,9 @@
-// The ingest manifest: DIR/manifest.json, written last, so its presence means the output is complete.
+// Writing the ingest manifest: DIR/manifest.json (its layout and its reader: formats::Manifest, in
+// sluice/formats/manifest.h), written last, so its presence means the output is complete.
 //
 // At the start of a run every task writes DIR/.sluice/run.json (tool version, dataset, inputs with
-// sizes, options, and each split's shard file names); each completed shard has its sidecar
-// DIR/.sluice/<shard>.json. WriteManifest joins them: it fails, naming the first missing shard, unless
+// sizes, options, and each split's shard file names; src/run_info.h); each completed shard has its
+// sidecar DIR/.sluice/<shard>.json (src/shard_sidecar.h). WriteManifest joins them: it fails, naming the first missing shard, unless
 // every shard of every split is complete, then writes manifest.json (per shard: records, bytes,
 // sha256, label histogram) and DIR/rejects.jsonl (archive, member, reason per skipped image). A
 // single-process run calls it at the end; `sluice ingest merge-manifests DIR` calls it after the tasks
@@ -16,8 +17,6 @@
 
 namespace sluice::ingest {
 
-// run_json: a JSON object serialized (fields "dataset", "inputs", "options", "splits": {name: [files]}).
-Status WriteRunInfo(const std::string& out_dir, const std::string& run_json);
 // Removes DIR/manifest.json (a new run must not leave an old manifest claiming completeness).
 Status RemoveManifest(const std::string& out_dir);
 
