@@ -5,47 +5,28 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <nlohmann/json.hpp>
 
-#include "sluice/formats/file_util.h"
+#include "sluice/formats/manifest.h"
 
 namespace sluice::train {
 
 Result<DatasetInfo> ReadDatasetInfo(const std::string& data_dir, const std::string& train_split,
                                     const std::string& eval_split) {
-  const std::string path = data_dir + "/manifest.json";
-  auto bytes = formats::ReadFile(path);
-  if (!bytes.ok())
-    return Status::NotFound(path + " not found: --data-dir must be an output of `sluice ingest`");
-  nlohmann::json m = nlohmann::json::parse(*bytes, nullptr, false);
-  if (m.is_discarded() || !m.contains("splits"))
-    return Status::DataLoss(path + ": not a sluice manifest (no \"splits\")");
+  SLUICE_ASSIGN_OR_RETURN(formats::Manifest m, formats::Manifest::Read(data_dir));
+  const std::string path = formats::Manifest::PathIn(data_dir);
   DatasetInfo info;
-  const auto& splits = m["splits"];
-  info.eval_split = eval_split;
-  if (info.eval_split.empty()) info.eval_split = splits.contains("validation") ? "validation" : "test";
+  info.eval_split = eval_split.empty() ? m.DefaultEvalSplit() : eval_split;
   for (const std::string& s : {train_split, info.eval_split})
-    if (!splits.contains(s))
-      return Status::NotFound(path + ": no split '" + s + "' (has " + [&] {
-        std::string names;
-        for (const auto& [k, v] : splits.items()) names += (names.empty() ? "" : ", ") + k;
-        return names;
-      }() + ")");
-  info.train_images = splits[train_split].value("records", int64_t{0});
-  info.eval_images = splits[info.eval_split].value("records", int64_t{0});
-  int max_label = -1;
-  for (const auto& [name, split] : splits.items())
-    for (const auto& shard : split.value("shards", nlohmann::json::array())) {
-      if (shard.contains("file") && shard["file"].is_string())
-        info.files[name].push_back(data_dir + "/" + shard["file"].get<std::string>());
-      if (shard.contains("labels"))
-        for (const auto& [label, count] : shard["labels"].items())
-          max_label = std::max(max_label, std::atoi(label.c_str()));
-    }
-  for (const std::string& split : {train_split, info.eval_split})
-    if (info.files[split].empty())
-      return Status::DataLoss(path + ": split '" + split + "' lists no shard files");
-  info.num_classes = max_label + 1;
+    if (auto split = m.FindSplit(s); !split.ok()) return split.status().WithPrefix(path);
+  for (const std::string& name : m.SplitNames()) {
+    SLUICE_ASSIGN_OR_RETURN(info.files[name], m.ShardPaths(data_dir, name));
+  }
+  for (const std::string& s : {train_split, info.eval_split})
+    if (info.files[s].empty())
+      return Status::DataLoss(path + ": split '" + s + "' lists no shard files");
+  info.train_images = static_cast<int64_t>(m.splits.at(train_split).records);
+  info.eval_images = static_cast<int64_t>(m.splits.at(info.eval_split).records);
+  info.num_classes = static_cast<int>(m.NumClasses());
   if (info.train_images <= 0) return Status::InvalidArgument(path + ": the train split is empty");
   return info;
 }
