@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -14,21 +15,26 @@
 
 namespace sluice::cli {
 
+// A flag that sets one hyperparameter of the hparam table (train/recipe.h).
+struct RunFlag {
+  const char* name;  // "--batch"
+  const char* key;   // "batch_size"
+  const char* help;
+};
+const std::vector<RunFlag>& RunFlagTable();
+
 struct RunFlags {
   std::string recipe = "tf-cifar-resnet";
-  std::string model, data_dir, hparams, optimizer;
+  std::string data_dir, hparams;
   std::vector<std::string> sets;
-  int64_t train_steps = 0, eval_every = 0, eval_limit = 0, log_every = 0;
-  int batch = 0, width = 0, blocks = 0, train_threads = 0, pipeline_threads = 0;
-  uint64_t seed = 0;
-  double learning_rate = 0, train_epochs = 0;
+  std::map<std::string, std::string> values;  // by flag name, as typed (RunFlagTable)
+  int train_threads = 0, pipeline_threads = 0;
   CLI::App* app = nullptr;  // the command, to tell given flags from defaults
   bool Given(const char* flag) const { return app->count(flag) > 0; }
 };
 
-// Adds --recipe, --model, --data-dir, --train-steps (with its help text), --batch, --eval-every,
-// --eval-limit, --log-every, --train-threads, --pipeline-threads, --seed, --width, --blocks,
-// --learning-rate, --optimizer, --train-epochs, --hparams and --set to `app`.
+// Adds --recipe, --data-dir, RunFlagTable()'s flags (--train-steps with the given help text),
+// --train-threads, --pipeline-threads, --hparams and --set to `app`.
 void AddRunFlags(CLI::App* app, RunFlags* flags, const std::string& train_steps_help);
 
 // The run's configuration: the recipe < --hparams < --set < the flags given. InvalidArgument for

@@ -120,6 +120,17 @@ def main():
     r = run([cli, "train", "--data-dir", flowers, "--model-dir", ft, "--mode", "eval"])
     eval_top1 = final_top1(r.stdout)
     check(eval_top1 == ft_top1, f"--mode eval top-1 {eval_top1} == the run's final {ft_top1}")
+    # `sluice eval` on the same checkpoint and split takes the same path: the same numbers.
+    e = run([cli, "eval", "--checkpoint", os.path.join(ft, "checkpoint_iter_final.safetensors"),
+             "--data", os.path.join(flowers, "flowers_validation_*"), "--preset", "resnet-eval",
+             "--image-size", "40", "--batch", "16"])
+
+    def numbers(out):
+        fields = out.split()
+        return [fields[fields.index(key) + 1] for key in ("top-1", "top-5", "loss")]
+
+    check(numbers(e.stdout) == numbers(r.stdout),
+          f"sluice eval {e.stdout.strip()!r} equals sluice train --mode eval {r.stdout.strip()!r}")
     preds = os.path.join(work, "predictions.csv")
     r = run([cli, "train", "--data-dir", flowers, "--model-dir", ft, "--mode", "predict",
              "--predictions", preds, "--top-k", "3"])
