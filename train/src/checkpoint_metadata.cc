@@ -6,6 +6,8 @@
 #include "sluice/formats/safetensors.h"
 #include "sluice/train/checkpoint.h"
 
+#include "number_text.h"
+
 namespace sluice::train {
 namespace {
 
@@ -18,16 +20,6 @@ constexpr const char* kKnownKeys[] = {
     "step", "epoch", "recipe", "model", "num_classes", "width", "blocks", "bn_epsilon", "seed",
     "data_epoch", "data_samples", "train_steps", "format", "density", "prune_method", "prune_at",
     "reset_to", "reset_global_step_to", "optimizer", "optimizer_steps", "moving_average_decay"};
-
-// Shortest text that reads back as the same double.
-std::string Number(double v) {
-  char buf[32];
-  for (int precision = 6; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof(buf), "%.*g", precision, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  return buf;
-}
 
 class Reader {
  public:
@@ -84,7 +76,7 @@ Metadata CheckpointMetadata::Encode() const {
     m["num_classes"] = std::to_string(model.num_classes);
     m["width"] = std::to_string(model.width);
     m["blocks"] = std::to_string(model.blocks);
-    m["bn_epsilon"] = Number(model.bn_epsilon);
+    m["bn_epsilon"] = ShortestText(model.bn_epsilon);
   }
   if (density < 1) m["density"] = std::to_string(density);
   for (auto [key, value] : {std::pair{"recipe", &recipe}, std::pair{"prune_method", &prune_method},

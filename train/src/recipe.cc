@@ -8,6 +8,8 @@
 #include <functional>
 #include <sstream>
 
+#include "number_text.h"
+
 namespace sluice::train {
 namespace {
 
@@ -64,15 +66,7 @@ std::vector<std::string> SplitList(std::string v) {
   return out;
 }
 
-// Shortest-enough text that reads back as the same double.
-std::string Num(double d) {
-  char buf[32];
-  for (int precision = 6; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof(buf), "%.*g", precision, d);
-    if (std::strtod(buf, nullptr) == d) break;
-  }
-  return buf;
-}
+std::string Num(double d) { return ShortestText(d); }
 
 template <typename T>
 std::string List(const std::vector<T>& v) {
