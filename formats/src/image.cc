@@ -1,5 +1,7 @@
 // JPEG (libjpeg-turbo) and PNG (libpng 1.6) whole-image codecs behind sluice/formats/image.h (the
-// crop-window decoder, image_crop.cc, shares their libjpeg plumbing through jpeg_codec.h).
+// crop-window decoder, image_crop.cc, shares their libjpeg plumbing through jpeg_codec.h). Longer
+// than most files: probe, decode and encode of both formats, each with the library's error
+// plumbing and colour-space handling (CMYK/YCCK, palette, 16-bit, alpha), in one section apiece.
 //
 // Both libraries report errors by calling a handler that must not return; ours record the library's
 // message and longjmp back to a setjmp. To keep that well defined in C++, every function that calls

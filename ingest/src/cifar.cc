@@ -1,3 +1,6 @@
+// CIFAR-10 ingest: the binary tarball's records and the python-pickle batches, their class names,
+// the seeded split and the PNG/RAW Example builders. Longer than most files because the two input
+// formats share the record model, the label checks and the split; each section stands alone.
 #include "sluice/ingest/cifar.h"
 
 #include <cstdio>

@@ -67,12 +67,8 @@ class Pipeline::Impl {
   Item Process(Item item);
   void Assemble(const Item& item);
   void Fail(Status status);
-  void ReturnTokens(int64_t n) {
-    if (n > 0) limiter_->decrementer().try_put(n);
-  }
-  void Pace(Stage stage, double begin) {
-    if (pacer_) pacer_->Pace(stage, begin);
-  }
+  void ReturnTokens(int64_t n) { if (n > 0) limiter_->decrementer().try_put(n); }
+  void Pace(Stage stage, double begin) { if (pacer_) pacer_->Pace(stage, begin); }
 
   PipelineConfig config_;
   std::shared_ptr<StagePacer> pacer_;
@@ -123,13 +119,9 @@ Status Pipeline::Impl::Init() {
   threads_ = c.basic ? 1 : (c.threads > 0 ? c.threads : hw);
   if (c.image_size <= 0) c.image_size = DefaultImageSize(c.preset);
   const bool train = IsTrainPreset(c.preset);
-  spec_.preset = c.preset;
-  spec_.image_size = c.image_size;
-  spec_.output = c.output;
-  spec_.full_decode = c.basic;
-  spec_.image_key = c.image_key;
-  spec_.label_key = c.label_key;
-  spec_.keep_features = c.keep_features;
+  spec_ = {.preset = c.preset, .image_size = c.image_size, .output = c.output,
+           .full_decode = c.basic, .image_key = c.image_key, .label_key = c.label_key,
+           .keep_features = c.keep_features};
 
   SourceOptions so = c.source;
   so.shuffle = so.shuffle.value_or(train);
@@ -141,15 +133,12 @@ Status Pipeline::Impl::Init() {
   // released only when the consumer asks for the next (no prefetch).
   const int64_t batches_in_flight = c.basic ? 1 : c.prefetch + 1;
   cap_ = batches_in_flight * c.batch_size + 1;  // + 1 for the run-end marker
-  AssemblerOptions ao;
-  ao.batch_size = c.batch_size;
-  ao.image_size = c.image_size;
-  ao.layout = c.layout;
-  ao.output = c.output;
-  ao.direct = !c.sloppy && !c.basic && c.layout == Layout::kNhwc;  // --basic: the naive copies
-  ao.staged_window = static_cast<uint64_t>(batches_in_flight) + 1;
-  ao.keep_features = c.keep_features.size();
-  assembler_ = std::make_unique<BatchAssembler>(ao);
+  // Direct writes unless --basic (the naive copies), sloppy or NCHW.
+  assembler_ = std::make_unique<BatchAssembler>(AssemblerOptions{
+      .batch_size = c.batch_size, .image_size = c.image_size, .layout = c.layout,
+      .output = c.output, .direct = !c.sloppy && !c.basic && c.layout == Layout::kNhwc,
+      .staged_window = static_cast<uint64_t>(batches_in_flight) + 1,
+      .keep_features = c.keep_features.size()});
   // Samples between the source and the batch stage: those holding tokens, plus the one the source
   // node holds while the limiter is full. Buffers are sized on first use.
   slots_ = std::make_unique<SlotPool>(cap_ + 2);
