@@ -30,6 +30,49 @@ const std::vector<RunFlag>& RunFlagTable() {
   return table;
 }
 
+const std::vector<RunFlag>& TrainFlagTable() {
+  static const std::vector<RunFlag> table = {
+      {"--prune-method", "prune_method",
+       "Lottery: prune_all_to_global_<D> (keep D % of all conv + dense weights, one magnitude "
+       "threshold) or prune_all_to_layerwise_<D> (D % of each)"},
+      {"--prune-at", "prune_at",
+       "Lottery: the checkpoint whose weight magnitudes (and masks) define the mask"},
+      {"--reset-to", "reset_to",
+       "Lottery: start from this checkpoint's weights, momentum and step (weight rewinding; "
+       "default --prune-at)"},
+      {"--reset-global-step-to", "reset_global_step_to",
+       "Lottery: restart the LR schedule (and data position) at this checkpoint's step (LR "
+       "rewinding)"},
+      {"--force-learning-rate", "force_learning_rate",
+       "Constant learning rate instead of the schedule (fine-tuning)"},
+      {"--init-from", "init_from",
+       "Transfer learning: start from this safetensors checkpoint (ours, or torchvision-named "
+       "weights), except the --exclude tensors"},
+      {"--exclude", "init_exclude",
+       "With --init-from: comma-separated names or prefixes left at their initialization (e.g. fc: "
+       "a new head for a new class count); globs with * ? [ too"},
+      {"--trainable", "trainable",
+       "Comma-separated names or prefixes to train (default all); the others are frozen and their "
+       "batch norms run in inference mode"},
+      {"--steps-per-eval", "eval_every", "train_and_eval: evaluate every N steps (= --eval-every)"},
+  };
+  return table;
+}
+
+void AddHparamFlags(CLI::App* app, const std::vector<RunFlag>& table, RunFlags* f) {
+  for (const RunFlag& flag : table) app->add_option(flag.name, f->values[flag.name], flag.help);
+}
+
+Status ApplyHparamFlags(const std::vector<RunFlag>& table, const RunFlags& f,
+                        train::TrainConfig* c) {
+  for (const RunFlag& flag : table) {
+    if (!f.Given(flag.name)) continue;
+    if (Status s = train::SetHparam(c, flag.key, f.values.at(flag.name)); !s.ok())
+      return Status::InvalidArgument(std::string(flag.name) + ": " + s.message());
+  }
+  return Status::Ok();
+}
+
 void AddRunFlags(CLI::App* app, RunFlags* f, const std::string& train_steps_help) {
   f->app = app;
   app->add_option("--recipe", f->recipe, "Hyperparameters and schedule (`sluice train --help` lists them)")
@@ -57,11 +100,7 @@ Status ApplyRunFlags(const RunFlags& f, train::TrainConfig* c) {
     SLUICE_RETURN_IF_ERROR(train::SetHparam(c, kv.substr(0, eq), kv.substr(eq + 1)));
   }
   c->data_dir = f.data_dir;
-  for (const RunFlag& flag : RunFlagTable()) {
-    if (!f.Given(flag.name)) continue;
-    if (Status s = train::SetHparam(c, flag.key, f.values.at(flag.name)); !s.ok())
-      return Status::InvalidArgument(std::string(flag.name) + ": " + s.message());
-  }
+  SLUICE_RETURN_IF_ERROR(ApplyHparamFlags(RunFlagTable(), f, c));
   // Epochs given on the command line win over a recipe's step count (unless steps are given too).
   if (f.Given("--train-epochs") && !f.Given("--train-steps")) c->train_steps = 0;
   if (c->log_every < 1) c->log_every = 1;

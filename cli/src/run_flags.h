@@ -21,7 +21,9 @@ struct RunFlag {
   const char* key;   // "batch_size"
   const char* help;
 };
+// The flags `sluice train` and `sluice lottery` share, and those of `sluice train` alone.
 const std::vector<RunFlag>& RunFlagTable();
+const std::vector<RunFlag>& TrainFlagTable();
 
 struct RunFlags {
   std::string recipe = "tf-cifar-resnet";
@@ -36,6 +38,12 @@ struct RunFlags {
 // Adds --recipe, --data-dir, RunFlagTable()'s flags (--train-steps with the given help text),
 // --train-threads, --pipeline-threads, --hparams and --set to `app`.
 void AddRunFlags(CLI::App* app, RunFlags* flags, const std::string& train_steps_help);
+
+// Adds a table's flags (their values land in f->values) / applies the given ones with SetHparam;
+// InvalidArgument naming the flag for a bad value.
+void AddHparamFlags(CLI::App* app, const std::vector<RunFlag>& table, RunFlags* f);
+Status ApplyHparamFlags(const std::vector<RunFlag>& table, const RunFlags& f,
+                        train::TrainConfig* config);
 
 // The run's configuration: the recipe < --hparams < --set < the flags given. InvalidArgument for
 // an unknown recipe or key, a bad value, or an unreadable hparams file.

@@ -3,7 +3,6 @@
 #include <memory>
 #include <sstream>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "command.h"
@@ -19,11 +18,7 @@ namespace {
 struct TrainFlags {
   RunFlags run;
   std::string model_dir, checkpoint_iters;
-  std::string prune_method, prune_at, reset_to, reset_global_step_to;
-  double force_learning_rate = 0;
-  std::string init_from, exclude, trainable;
   std::string mode = "train_and_eval", checkpoint, predict_split, predictions;
-  int64_t steps_per_eval = 0;
   int top_k = 5;
   bool resume = false;
   bool Given(const char* flag) const { return run.Given(flag); }
@@ -69,19 +64,9 @@ int RunTrain(const TrainFlags& f) {
   }
   c.model_dir = f.model_dir;
   c.resume = f.resume;
-  if (f.Given("--prune-method")) c.prune_method = f.prune_method;
-  if (f.Given("--prune-at")) c.prune_at = f.prune_at;
-  if (f.Given("--reset-to")) c.reset_to = f.reset_to;
-  if (f.Given("--reset-global-step-to")) c.reset_global_step_to = f.reset_global_step_to;
-  if (f.Given("--force-learning-rate")) c.force_learning_rate = f.force_learning_rate;
-  for (auto [flag, key, value] : {std::tuple{"--init-from", "init_from", &f.init_from},
-                                  std::tuple{"--exclude", "init_exclude", &f.exclude},
-                                  std::tuple{"--trainable", "trainable", &f.trainable}}) {
-    if (!f.Given(flag)) continue;
-    if (Status s = train::SetHparam(&c, key, *value); !s.ok()) {
-      PrintError(s);
-      return kExitUsage;
-    }
+  if (Status s = ApplyHparamFlags(TrainFlagTable(), f.run, &c); !s.ok()) {
+    PrintError(s);
+    return kExitUsage;
   }
   auto mode = train::ParseRunMode(f.mode);
   if (!mode.ok()) {
@@ -89,7 +74,6 @@ int RunTrain(const TrainFlags& f) {
     return kExitUsage;
   }
   c.mode = *mode;
-  if (f.Given("--steps-per-eval")) c.eval_every = f.steps_per_eval;
   c.checkpoint = f.checkpoint;
   c.predict_split = f.predict_split;
   c.predictions = f.predictions;
@@ -218,34 +202,12 @@ Command AddTrainCommand(CLI::App& root) {
       ->required();
   app->add_option("--checkpoint-iters", f->checkpoint_iters,
                   "Comma-separated steps to checkpoint at, e.g. 0,4701 (the end always is)");
-  app->add_option("--prune-method", f->prune_method,
-                  "Lottery: prune_all_to_global_<D> (keep D % of all conv + dense weights, one "
-                  "magnitude threshold) or prune_all_to_layerwise_<D> (D % of each)");
-  app->add_option("--prune-at", f->prune_at,
-                  "Lottery: the checkpoint whose weight magnitudes (and masks) define the mask");
-  app->add_option("--reset-to", f->reset_to,
-                  "Lottery: start from this checkpoint's weights, momentum and step (weight "
-                  "rewinding; default --prune-at)");
-  app->add_option("--reset-global-step-to", f->reset_global_step_to,
-                  "Lottery: restart the LR schedule (and data position) at this checkpoint's step "
-                  "(LR rewinding)");
-  app->add_option("--force-learning-rate", f->force_learning_rate,
-                  "Constant learning rate instead of the schedule (fine-tuning)");
-  app->add_option("--init-from", f->init_from,
-                  "Transfer learning: start from this safetensors checkpoint (ours, or torchvision-"
-                  "named weights), except the --exclude tensors");
-  app->add_option("--exclude", f->exclude,
-                  "With --init-from: comma-separated names or prefixes left at their initialization "
-                  "(e.g. fc: a new head for a new class count); globs with * ? [ too");
-  app->add_option("--trainable", f->trainable,
-                  "Comma-separated names or prefixes to train (default all); the others are frozen "
-                  "and their batch norms run in inference mode");
+  AddHparamFlags(app, TrainFlagTable(), &f->run);
   app->add_option("--mode", f->mode,
                   "train | train_and_eval (evaluate every --steps-per-eval and at the end) | eval "
                   "(a checkpoint on the eval split) | predict (write predictions.csv)")
       ->check(CLI::IsMember({"train", "train_and_eval", "eval", "predict"}))
       ->capture_default_str();
-  app->add_option("--steps-per-eval", f->steps_per_eval, "train_and_eval: evaluate every N steps (= --eval-every)");
   app->add_option("--checkpoint", f->checkpoint,
                   "eval/predict: the checkpoint (default: the newest in --model-dir)");
   app->add_option("--predict-split", f->predict_split, "predict: the split (default: the eval split)");

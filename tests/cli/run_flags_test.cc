@@ -15,12 +15,15 @@ namespace {
 
 TEST(RunFlagsTest, EveryFlagNamesAnHparamKeyOnce) {
   const std::vector<std::string> keys = train::HparamKeys();
-  std::set<std::string> names, used;
-  for (const RunFlag& flag : RunFlagTable()) {
-    EXPECT_NE(std::find(keys.begin(), keys.end(), flag.key), keys.end())
-        << flag.name << " sets '" << flag.key << "', which is not in the hparam table";
-    EXPECT_TRUE(names.insert(flag.name).second) << flag.name << " defined twice";
-    EXPECT_TRUE(used.insert(flag.key).second) << flag.key << " set by two flags";
+  std::set<std::string> names;
+  for (const auto* table : {&RunFlagTable(), &TrainFlagTable()}) {
+    std::set<std::string> used;
+    for (const RunFlag& flag : *table) {
+      EXPECT_NE(std::find(keys.begin(), keys.end(), flag.key), keys.end())
+          << flag.name << " sets '" << flag.key << "', which is not in the hparam table";
+      EXPECT_TRUE(names.insert(flag.name).second) << flag.name << " defined twice";
+      EXPECT_TRUE(used.insert(flag.key).second) << flag.key << " set by two flags of a table";
+    }
   }
 }
 
