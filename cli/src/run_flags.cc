@@ -9,21 +9,21 @@ namespace sluice::cli {
 // --hparams value of that key would be. tests/cli/run_flags_test.cc checks every key exists.
 const std::vector<RunFlag>& RunFlagTable() {
   static const std::vector<RunFlag> table = {
-      {"--model", "model", "Architecture (default: the recipe's)"},
-      {"--train-steps", "train_steps", ""},  // help from the command
-      {"--batch", "batch_size", "Images per step (default: the recipe's)"},
-      {"--eval-every", "eval_every", "Evaluate every N steps (and always at the end)"},
-      {"--eval-limit", "eval_limit", "Evaluate on at most N images (default all)"},
-      {"--log-every", "log_every", "Steps per progress line and training scalar"},
-      {"--seed", "seed", "Seed of initialization, shuffle and augmentation"},
-      {"--width", "width", "small-resnet: channels of the first stage"},
-      {"--blocks", "blocks", "small-resnet: residual blocks per stage"},
-      {"--learning-rate", "base_learning_rate",
+      {"--model", "model", "NAME", "Architecture (default: the recipe's)"},
+      {"--train-steps", "train_steps", "INT", ""},  // help from the command
+      {"--batch", "batch_size", "INT", "Images per step (default: the recipe's)"},
+      {"--eval-every", "eval_every", "INT", "Evaluate every N steps (and always at the end)"},
+      {"--eval-limit", "eval_limit", "INT", "Evaluate on at most N images (default all)"},
+      {"--log-every", "log_every", "INT", "Steps per progress line and training scalar"},
+      {"--seed", "seed", "UINT", "Seed of initialization, shuffle and augmentation"},
+      {"--width", "width", "INT", "small-resnet: channels of the first stage"},
+      {"--blocks", "blocks", "INT", "small-resnet: residual blocks per stage"},
+      {"--learning-rate", "base_learning_rate", "FLOAT",
        "Base learning rate (scaled by batch / lr_batch_denominator)"},
-      {"--optimizer", "optimizer",
+      {"--optimizer", "optimizer", "NAME",
        "slim's optimizers: sgd, momentum, rmsprop, adam, adagrad, adadelta, ftrl (their "
        "hyperparameters by --set, e.g. adam_beta1=0.8; default: the recipe's)"},
-      {"--train-epochs", "train_epochs",
+      {"--train-epochs", "train_epochs", "FLOAT",
        "Train for N epochs of the train split (steps = N x images / batch), unless --train-steps "
        "is given"},
   };
@@ -32,35 +32,36 @@ const std::vector<RunFlag>& RunFlagTable() {
 
 const std::vector<RunFlag>& TrainFlagTable() {
   static const std::vector<RunFlag> table = {
-      {"--prune-method", "prune_method",
+      {"--prune-method", "prune_method", "METHOD",
        "Lottery: prune_all_to_global_<D> (keep D % of all conv + dense weights, one magnitude "
        "threshold) or prune_all_to_layerwise_<D> (D % of each)"},
-      {"--prune-at", "prune_at",
+      {"--prune-at", "prune_at", "CHECKPOINT",
        "Lottery: the checkpoint whose weight magnitudes (and masks) define the mask"},
-      {"--reset-to", "reset_to",
+      {"--reset-to", "reset_to", "CHECKPOINT",
        "Lottery: start from this checkpoint's weights, momentum and step (weight rewinding; "
        "default --prune-at)"},
-      {"--reset-global-step-to", "reset_global_step_to",
+      {"--reset-global-step-to", "reset_global_step_to", "CHECKPOINT",
        "Lottery: restart the LR schedule (and data position) at this checkpoint's step (LR "
        "rewinding)"},
-      {"--force-learning-rate", "force_learning_rate",
+      {"--force-learning-rate", "force_learning_rate", "FLOAT",
        "Constant learning rate instead of the schedule (fine-tuning)"},
-      {"--init-from", "init_from",
+      {"--init-from", "init_from", "CHECKPOINT",
        "Transfer learning: start from this safetensors checkpoint (ours, or torchvision-named "
        "weights), except the --exclude tensors"},
-      {"--exclude", "init_exclude",
+      {"--exclude", "init_exclude", "PATTERNS",
        "With --init-from: comma-separated names or prefixes left at their initialization (e.g. fc: "
        "a new head for a new class count); globs with * ? [ too"},
-      {"--trainable", "trainable",
+      {"--trainable", "trainable", "PATTERNS",
        "Comma-separated names or prefixes to train (default all); the others are frozen and their "
        "batch norms run in inference mode"},
-      {"--steps-per-eval", "eval_every", "train_and_eval: evaluate every N steps (= --eval-every)"},
+      {"--steps-per-eval", "eval_every", "INT", "train_and_eval: evaluate every N steps (= --eval-every)"},
   };
   return table;
 }
 
 void AddHparamFlags(CLI::App* app, const std::vector<RunFlag>& table, RunFlags* f) {
-  for (const RunFlag& flag : table) app->add_option(flag.name, f->values[flag.name], flag.help);
+  for (const RunFlag& flag : table)
+    app->add_option(flag.name, f->values[flag.name], flag.help)->type_name(flag.type);
 }
 
 Status ApplyHparamFlags(const std::vector<RunFlag>& table, const RunFlags& f,
@@ -81,7 +82,8 @@ void AddRunFlags(CLI::App* app, RunFlags* f, const std::string& train_steps_help
       ->required();
   for (const RunFlag& flag : RunFlagTable()) {
     app->add_option(flag.name, f->values[flag.name],
-                    flag.name == std::string("--train-steps") ? train_steps_help : flag.help);
+                    flag.name == std::string("--train-steps") ? train_steps_help : flag.help)
+        ->type_name(flag.type);
   }
   app->add_option("--train-threads", f->train_threads,
                   "Threads for forward/backward (default: all cores)");

@@ -19,6 +19,7 @@ namespace sluice::cli {
 struct RunFlag {
   const char* name;  // "--batch"
   const char* key;   // "batch_size"
+  const char* type;  // for --help: "INT"
   const char* help;
 };
 // The flags `sluice train` and `sluice lottery` share, and those of `sluice train` alone.
