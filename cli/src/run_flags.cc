@@ -101,13 +101,13 @@ Status ApplyRunFlags(const RunFlags& f, train::TrainConfig* c) {
     if (eq == std::string::npos) return Status::InvalidArgument("--set '" + kv + "': expected key=value");
     SLUICE_RETURN_IF_ERROR(train::SetHparam(c, kv.substr(0, eq), kv.substr(eq + 1)));
   }
-  c->data_dir = f.data_dir;
+  c->data.dir = f.data_dir;
   SLUICE_RETURN_IF_ERROR(ApplyHparamFlags(RunFlagTable(), f, c));
   // Epochs given on the command line win over a recipe's step count (unless steps are given too).
-  if (f.Given("--train-epochs") && !f.Given("--train-steps")) c->train_steps = 0;
-  if (c->log_every < 1) c->log_every = 1;
-  c->train_threads = f.train_threads;
-  c->pipeline_threads = f.pipeline_threads;
+  if (f.Given("--train-epochs") && !f.Given("--train-steps")) c->schedule.train_steps = 0;
+  if (c->run.log_every < 1) c->run.log_every = 1;
+  c->run.train_threads = f.train_threads;
+  c->pipeline.threads = f.pipeline_threads;
   return Status::Ok();
 }
 

@@ -62,8 +62,8 @@ int RunTrain(const TrainFlags& f) {
     PrintError(s);
     return kExitUsage;
   }
-  c.model_dir = f.model_dir;
-  c.resume = f.resume;
+  c.run.model_dir = f.model_dir;
+  c.run.resume = f.resume;
   if (Status s = ApplyHparamFlags(TrainFlagTable(), f.run, &c); !s.ok()) {
     PrintError(s);
     return kExitUsage;
@@ -73,29 +73,29 @@ int RunTrain(const TrainFlags& f) {
     PrintError(mode.status());
     return kExitUsage;
   }
-  c.mode = *mode;
-  c.checkpoint = f.checkpoint;
-  c.predict_split = f.predict_split;
-  c.predictions = f.predictions;
-  c.top_k = f.top_k;
+  c.run.mode = *mode;
+  c.run.checkpoint = f.checkpoint;
+  c.run.predict_split = f.predict_split;
+  c.run.predictions = f.predictions;
+  c.run.top_k = f.top_k;
   auto iters = ParseSteps(f.checkpoint_iters);
   if (!iters.ok()) {
     PrintError(iters.status());
     return kExitUsage;
   }
-  c.checkpoint_iters = *iters;
+  c.run.checkpoint_iters = *iters;
   auto summary = train::Train(c);
   if (!summary.ok()) {
     PrintError(summary.status());
     return kExitFailure;
   }
-  if (c.mode == train::RunMode::kPredict) {
+  if (c.run.mode == train::RunMode::kPredict) {
     std::printf("predictions %s  images %lld  top-1 %.4f  top-5 %.4f\n", summary->predictions.c_str(),
                 static_cast<long long>(summary->final_eval.images), summary->final_eval.top1,
                 summary->final_eval.top5);
     return kExitOk;
   }
-  if (c.mode == train::RunMode::kTrain) {
+  if (c.run.mode == train::RunMode::kTrain) {
     std::printf("steps %lld  %.1f img/s  input wait %.1f%%  (no evaluation: --mode train)\n",
                 static_cast<long long>(summary->steps), summary->images_per_sec,
                 100 * summary->input_wait_fraction);

@@ -42,7 +42,7 @@ TEST(RunFlagsTest, AFlagSetsWhatItsKeyDoesAndWinsOverSet) {
   ASSERT_TRUE(train::SetHparam(&by_keys, "base_learning_rate", "0.3").ok());
   ASSERT_TRUE(train::SetHparam(&by_keys, "optimizer", "adam").ok());
   EXPECT_EQ(train::HparamsToYaml(by_flags), train::HparamsToYaml(by_keys));
-  EXPECT_EQ(by_flags.batch_size, 48);
+  EXPECT_EQ(by_flags.optimization.batch_size, 48);
 }
 
 TEST(RunFlagsTest, ABadValueNamesTheFlag) {

@@ -629,7 +629,7 @@ TEST_F(OptimizerCheckpointTest, CheckpointWithoutOptimizerNameIsMomentums) {
 TEST(ResolveTest, TfCifarResnetAtFullCifar) {
   TrainConfig c;
   ASSERT_TRUE(ApplyRecipe("tf-cifar-resnet", &c).ok());
-  EXPECT_EQ(c.batch_size, 128);
+  EXPECT_EQ(c.optimization.batch_size, 128);
   const int64_t steps = ResolveTrainSteps(c, 50000);
   EXPECT_EQ(steps, 71108);
   const LrSchedule s = ResolveSchedule(c, 50000, steps);
@@ -647,17 +647,17 @@ TEST(ResolveTest, TfCifarResnetAtFullCifar) {
 TEST(ResolveTest, TfCifarResnetScalesStepsToDatasetAndBatch) {
   TrainConfig c;
   ASSERT_TRUE(ApplyRecipe("tf-cifar-resnet", &c).ok());
-  c.batch_size = 256;
+  c.optimization.batch_size = 256;
   // round(71108 * (25000 / 50000) * (128 / 256)) = 17777.
   EXPECT_EQ(ResolveTrainSteps(c, 25000), 17777);
-  c.train_steps = 42;
+  c.schedule.train_steps = 42;
   EXPECT_EQ(ResolveTrainSteps(c, 25000), 42);
 }
 
 TEST(ResolveTest, TpuImagenetResnet50) {
   TrainConfig c;
   ASSERT_TRUE(ApplyRecipe("tpu-imagenet-resnet50", &c).ok());
-  EXPECT_EQ(c.batch_size, 1024);
+  EXPECT_EQ(c.optimization.batch_size, 1024);
   const int64_t images = 1281167;
   const int64_t steps = ResolveTrainSteps(c, images);
   EXPECT_EQ(steps, 112590);
@@ -683,7 +683,7 @@ TEST(ResolveTest, TpuImagenetResnet50) {
 
 TEST(ResolveTest, ForcedLearningRateIsConstant) {
   TrainConfig c;
-  c.force_learning_rate = 0.003;
+  c.schedule.force_learning_rate = 0.003;
   const LrSchedule s = ResolveSchedule(c, 50000, 100);
   EXPECT_EQ(s.kind, LrSchedule::Kind::kConstant);
   EXPECT_DOUBLE_EQ(s.At(0), 0.003);
@@ -700,19 +700,19 @@ TEST(ResolveTest, UnknownRecipeIsInvalidArgumentListingKnownOnes) {
 
 TEST(ResolveTest, ApplyRecipeKeepsRunControlFields) {
   TrainConfig c;
-  c.data_dir = "/d";
-  c.model_dir = "/m";
-  c.checkpoint_iters = {0, 5};
-  c.train_threads = 3;
-  c.batch_size = 7;
+  c.data.dir = "/d";
+  c.run.model_dir = "/m";
+  c.run.checkpoint_iters = {0, 5};
+  c.run.train_threads = 3;
+  c.optimization.batch_size = 7;
   ASSERT_TRUE(ApplyRecipe("vgg-cifar", &c).ok());
-  EXPECT_EQ(c.data_dir, "/d");
-  EXPECT_EQ(c.model_dir, "/m");
-  EXPECT_EQ(c.checkpoint_iters, (std::vector<int64_t>{0, 5}));
-  EXPECT_EQ(c.train_threads, 3);
-  EXPECT_EQ(c.batch_size, 128);  // a hyperparameter: reset to the recipe's
+  EXPECT_EQ(c.data.dir, "/d");
+  EXPECT_EQ(c.run.model_dir, "/m");
+  EXPECT_EQ(c.run.checkpoint_iters, (std::vector<int64_t>{0, 5}));
+  EXPECT_EQ(c.run.train_threads, 3);
+  EXPECT_EQ(c.optimization.batch_size, 128);  // a hyperparameter: reset to the recipe's
   EXPECT_EQ(c.model.name, "vgg16");
-  EXPECT_DOUBLE_EQ(c.optimizer.weight_decay, 5e-4);
+  EXPECT_DOUBLE_EQ(c.optimization.optimizer.weight_decay, 5e-4);
 }
 
 // --- Hyperparameters as text ---------------------------------------------------------------------
@@ -725,33 +725,33 @@ void ExpectInvalid(const Status& s, const std::string& key) {
 TEST(HparamTest, SetHparamParsesNumbersBoolsAndLists) {
   TrainConfig c;
   ASSERT_TRUE(SetHparam(&c, "batch_size", "64").ok());
-  EXPECT_EQ(c.batch_size, 64);
+  EXPECT_EQ(c.optimization.batch_size, 64);
   ASSERT_TRUE(SetHparam(&c, "train_steps", "1e3").ok());
-  EXPECT_EQ(c.train_steps, 1000);
+  EXPECT_EQ(c.schedule.train_steps, 1000);
   ASSERT_TRUE(SetHparam(&c, "base_learning_rate", "0.025").ok());
-  EXPECT_DOUBLE_EQ(c.base_learning_rate, 0.025);
+  EXPECT_DOUBLE_EQ(c.schedule.base_learning_rate, 0.025);
   ASSERT_TRUE(SetHparam(&c, "bn_momentum", "0.9").ok());
   EXPECT_FLOAT_EQ(c.model.bn_momentum, 0.9f);
   ASSERT_TRUE(SetHparam(&c, "nesterov", "true").ok());
-  EXPECT_TRUE(c.optimizer.nesterov);
+  EXPECT_TRUE(c.optimization.optimizer.nesterov);
   ASSERT_TRUE(SetHparam(&c, "weight_decay_batch_norm", "False").ok());
-  EXPECT_FALSE(c.optimizer.decay_batch_norm);
+  EXPECT_FALSE(c.optimization.optimizer.decay_batch_norm);
   ASSERT_TRUE(SetHparam(&c, "lr_boundary_epochs", "[10, 20.5]").ok());
-  EXPECT_EQ(c.lr_boundary_epochs, (std::vector<double>{10, 20.5}));
+  EXPECT_EQ(c.schedule.lr_boundary_epochs, (std::vector<double>{10, 20.5}));
   ASSERT_TRUE(SetHparam(&c, "lr_multipliers", "1,0.5,0.25").ok());
-  EXPECT_EQ(c.lr_multipliers, (std::vector<double>{1, 0.5, 0.25}));
+  EXPECT_EQ(c.schedule.lr_multipliers, (std::vector<double>{1, 0.5, 0.25}));
   ASSERT_TRUE(SetHparam(&c, "lr_multipliers", "[]").ok());
-  EXPECT_TRUE(c.lr_multipliers.empty());
+  EXPECT_TRUE(c.schedule.lr_multipliers.empty());
   ASSERT_TRUE(SetHparam(&c, "lr_schedule", "cosine").ok());
-  EXPECT_EQ(c.lr_schedule, LrSchedule::Kind::kCosine);
+  EXPECT_EQ(c.schedule.lr_schedule, LrSchedule::Kind::kCosine);
   ASSERT_TRUE(SetHparam(&c, "init", "torchvision").ok());
   EXPECT_EQ(c.init, InitScheme::kTorchvision);
   ASSERT_TRUE(SetHparam(&c, "model", "small-resnet").ok());
   EXPECT_EQ(c.model.name, "small-resnet");
   ASSERT_TRUE(SetHparam(&c, "train_preset", "resnet-train").ok());
-  EXPECT_EQ(c.train_preset, pipeline::Preset::kResnetTrain);
+  EXPECT_EQ(c.pipeline.preset, pipeline::Preset::kResnetTrain);
   ASSERT_TRUE(SetHparam(&c, "seed", "12345").ok());
-  EXPECT_EQ(c.seed, 12345u);
+  EXPECT_EQ(c.run.seed, 12345u);
 }
 
 TEST(HparamTest, SetHparamRejectsUnknownKeysAndBadValues) {
@@ -768,7 +768,7 @@ TEST(HparamTest, SetHparamRejectsUnknownKeysAndBadValues) {
   ExpectInvalid(SetHparam(&c, "lr_boundary_rule", "gpu"), "lr_boundary_rule");
   ExpectInvalid(SetHparam(&c, "init", "xavier"), "init");
   ExpectInvalid(SetHparam(&c, "eval_preset", "no-such-preset"), "eval_preset");
-  EXPECT_EQ(c.batch_size, 128) << "a rejected value leaves the field as it was";
+  EXPECT_EQ(c.optimization.batch_size, 128) << "a rejected value leaves the field as it was";
 }
 
 class HparamsFileTest : public ::testing::Test {
@@ -803,10 +803,10 @@ TEST_F(HparamsFileTest, AppliesScalarsAndLists) {
                                  "model: small-resnet\n");
   Status s = ApplyHparamsFile(path, &c);
   ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(c.batch_size, 32);
-  EXPECT_TRUE(c.optimizer.nesterov);
-  EXPECT_EQ(c.lr_boundary_epochs, (std::vector<double>{5, 7.5}));
-  EXPECT_EQ(c.lr_multipliers, (std::vector<double>{1, 0.1, 0.01}));
+  EXPECT_EQ(c.optimization.batch_size, 32);
+  EXPECT_TRUE(c.optimization.optimizer.nesterov);
+  EXPECT_EQ(c.schedule.lr_boundary_epochs, (std::vector<double>{5, 7.5}));
+  EXPECT_EQ(c.schedule.lr_multipliers, (std::vector<double>{1, 0.1, 0.01}));
   EXPECT_EQ(c.model.name, "small-resnet");
 }
 
@@ -825,8 +825,8 @@ TEST_F(HparamsFileTest, NestedMapKeysApplyAsTopLevelKeys) {
   EXPECT_THAT(s.message(), HasSubstr(path));
   TrainConfig d;
   ASSERT_TRUE(ApplyHparamsFile(Write("nested_ok.yaml", "train:\n  batch_size: 16\noptimizer:\n  momentum: 0.8\n"), &d).ok());
-  EXPECT_EQ(d.batch_size, 16);
-  EXPECT_DOUBLE_EQ(d.optimizer.momentum, 0.8);
+  EXPECT_EQ(d.optimization.batch_size, 16);
+  EXPECT_DOUBLE_EQ(d.optimization.optimizer.momentum, 0.8);
 }
 
 TEST_F(HparamsFileTest, BadValueNamesFileAndKey) {
@@ -857,58 +857,58 @@ TrainConfig ModifiedConfig() {
   c.model.dropout = 0.3f;
   c.model.drop_connect = 0.125f;
   c.init = InitScheme::kTorchvision;
-  c.train_preset = pipeline::Preset::kCifarTrain;
-  c.eval_preset = pipeline::Preset::kCifarEval;
-  c.image_size = 40;
-  c.batch_size = 48;
-  c.base_learning_rate = 0.05;
-  c.lr_batch_denominator = 64;
-  c.lr_schedule = LrSchedule::Kind::kCosine;
-  c.lr_boundary_epochs = {3, 4.5};
-  c.lr_multipliers = {1, 0.2, 0.04};
-  c.lr_boundary_rule = BoundaryRule::kTf;
-  c.warmup_epochs = 1.5;
-  c.force_learning_rate = 0.125;
+  c.pipeline.preset = pipeline::Preset::kCifarTrain;
+  c.data.eval_preset = pipeline::Preset::kCifarEval;
+  c.pipeline.image_size = 40;
+  c.optimization.batch_size = 48;
+  c.schedule.base_learning_rate = 0.05;
+  c.schedule.lr_batch_denominator = 64;
+  c.schedule.lr_schedule = LrSchedule::Kind::kCosine;
+  c.schedule.lr_boundary_epochs = {3, 4.5};
+  c.schedule.lr_multipliers = {1, 0.2, 0.04};
+  c.schedule.lr_boundary_rule = BoundaryRule::kTf;
+  c.schedule.warmup_epochs = 1.5;
+  c.schedule.force_learning_rate = 0.125;
   // Paths and names with YAML's special characters: quotes, ': ', ' #', a leading '-'.
-  c.prune_method = "prune_all_to_global_51.2";
-  c.prune_at = "runs/it's: #1/checkpoint_iter_final.safetensors";
-  c.reset_to = "-runs/[a]/checkpoint_iter_4701.safetensors";
-  c.reset_global_step_to = "runs/''/{b}/checkpoint_iter_4701.safetensors";
-  c.optimizer.momentum = 0.875;
-  c.optimizer.nesterov = false;
-  c.optimizer.weight_decay = 3e-5;
-  c.optimizer.decay_batch_norm = true;
-  c.optimizer.kind = OptimizerKind::kFtrl;
-  c.optimizer.epsilon = 0.25;
-  c.optimizer.rmsprop_decay = 0.8;
-  c.optimizer.rmsprop_momentum = 0.7;
-  c.optimizer.adam_beta1 = 0.85;
-  c.optimizer.adam_beta2 = 0.995;
-  c.optimizer.adagrad_initial_accumulator_value = 0.3;
-  c.optimizer.adadelta_rho = 0.9;
-  c.optimizer.ftrl_learning_rate_power = -0.75;
-  c.optimizer.ftrl_initial_accumulator_value = 0.2;
-  c.optimizer.ftrl_l1 = 0.01;
-  c.optimizer.ftrl_l2 = 0.02;
-  c.num_epochs_per_decay = 2.4;
-  c.learning_rate_decay_factor = 0.97;
-  c.lr_staircase = false;
-  c.end_learning_rate = 0.0005;
-  c.polynomial_power = 2;
-  c.moving_average_decay = 0.9999;
-  c.init_from = "runs/it's: #2/checkpoint_iter_final.safetensors";
-  c.init_exclude = {"fc", "layer4.*.bn?", "it's: #x"};
-  c.trainable = {"layer4", "fc"};
-  c.label_smoothing = 0.1;
-  c.train_steps = 777;
-  c.train_epochs = 12.5;
-  c.reference_steps = 1000;
-  c.reference_images = 2000;
-  c.reference_batch = 32;
-  c.eval_every = 50;
-  c.eval_limit = 300;
-  c.log_every = 5;
-  c.seed = 987654321;
+  c.lottery.prune_method = "prune_all_to_global_51.2";
+  c.lottery.prune_at = "runs/it's: #1/checkpoint_iter_final.safetensors";
+  c.lottery.reset_to = "-runs/[a]/checkpoint_iter_4701.safetensors";
+  c.lottery.reset_global_step_to = "runs/''/{b}/checkpoint_iter_4701.safetensors";
+  c.optimization.optimizer.momentum = 0.875;
+  c.optimization.optimizer.nesterov = false;
+  c.optimization.optimizer.weight_decay = 3e-5;
+  c.optimization.optimizer.decay_batch_norm = true;
+  c.optimization.optimizer.kind = OptimizerKind::kFtrl;
+  c.optimization.optimizer.epsilon = 0.25;
+  c.optimization.optimizer.rmsprop_decay = 0.8;
+  c.optimization.optimizer.rmsprop_momentum = 0.7;
+  c.optimization.optimizer.adam_beta1 = 0.85;
+  c.optimization.optimizer.adam_beta2 = 0.995;
+  c.optimization.optimizer.adagrad_initial_accumulator_value = 0.3;
+  c.optimization.optimizer.adadelta_rho = 0.9;
+  c.optimization.optimizer.ftrl_learning_rate_power = -0.75;
+  c.optimization.optimizer.ftrl_initial_accumulator_value = 0.2;
+  c.optimization.optimizer.ftrl_l1 = 0.01;
+  c.optimization.optimizer.ftrl_l2 = 0.02;
+  c.schedule.num_epochs_per_decay = 2.4;
+  c.schedule.learning_rate_decay_factor = 0.97;
+  c.schedule.lr_staircase = false;
+  c.schedule.end_learning_rate = 0.0005;
+  c.schedule.polynomial_power = 2;
+  c.optimization.moving_average_decay = 0.9999;
+  c.transfer.init_from = "runs/it's: #2/checkpoint_iter_final.safetensors";
+  c.transfer.init_exclude = {"fc", "layer4.*.bn?", "it's: #x"};
+  c.transfer.trainable = {"layer4", "fc"};
+  c.optimization.label_smoothing = 0.1;
+  c.schedule.train_steps = 777;
+  c.schedule.train_epochs = 12.5;
+  c.schedule.reference_steps = 1000;
+  c.schedule.reference_images = 2000;
+  c.schedule.reference_batch = 32;
+  c.run.eval_every = 50;
+  c.run.eval_limit = 300;
+  c.run.log_every = 5;
+  c.run.seed = 987654321;
   return c;
 }
 
@@ -923,57 +923,57 @@ void ExpectSameHparams(const TrainConfig& a, const TrainConfig& b) {
   EXPECT_EQ(a.model.drop_connect, b.model.drop_connect);
   EXPECT_EQ(a.model.zero_init_last_bn, b.model.zero_init_last_bn);
   EXPECT_EQ(a.init, b.init);
-  EXPECT_EQ(a.train_preset, b.train_preset);
-  EXPECT_EQ(a.eval_preset, b.eval_preset);
-  EXPECT_EQ(a.image_size, b.image_size);
-  EXPECT_EQ(a.batch_size, b.batch_size);
-  EXPECT_EQ(a.base_learning_rate, b.base_learning_rate);
-  EXPECT_EQ(a.lr_batch_denominator, b.lr_batch_denominator);
-  EXPECT_EQ(a.lr_schedule, b.lr_schedule);
-  EXPECT_EQ(a.lr_boundary_epochs, b.lr_boundary_epochs);
-  EXPECT_EQ(a.lr_multipliers, b.lr_multipliers);
-  EXPECT_EQ(a.lr_boundary_rule, b.lr_boundary_rule);
-  EXPECT_EQ(a.warmup_epochs, b.warmup_epochs);
-  EXPECT_EQ(a.force_learning_rate, b.force_learning_rate);
-  EXPECT_EQ(a.prune_method, b.prune_method);
-  EXPECT_EQ(a.prune_at, b.prune_at);
-  EXPECT_EQ(a.reset_to, b.reset_to);
-  EXPECT_EQ(a.reset_global_step_to, b.reset_global_step_to);
-  EXPECT_EQ(a.optimizer.momentum, b.optimizer.momentum);
-  EXPECT_EQ(a.optimizer.nesterov, b.optimizer.nesterov);
-  EXPECT_EQ(a.optimizer.weight_decay, b.optimizer.weight_decay);
-  EXPECT_EQ(a.optimizer.decay_batch_norm, b.optimizer.decay_batch_norm);
-  EXPECT_EQ(a.optimizer.kind, b.optimizer.kind);
-  EXPECT_EQ(a.optimizer.epsilon, b.optimizer.epsilon);
-  EXPECT_EQ(a.optimizer.rmsprop_decay, b.optimizer.rmsprop_decay);
-  EXPECT_EQ(a.optimizer.rmsprop_momentum, b.optimizer.rmsprop_momentum);
-  EXPECT_EQ(a.optimizer.adam_beta1, b.optimizer.adam_beta1);
-  EXPECT_EQ(a.optimizer.adam_beta2, b.optimizer.adam_beta2);
-  EXPECT_EQ(a.optimizer.adagrad_initial_accumulator_value, b.optimizer.adagrad_initial_accumulator_value);
-  EXPECT_EQ(a.optimizer.adadelta_rho, b.optimizer.adadelta_rho);
-  EXPECT_EQ(a.optimizer.ftrl_learning_rate_power, b.optimizer.ftrl_learning_rate_power);
-  EXPECT_EQ(a.optimizer.ftrl_initial_accumulator_value, b.optimizer.ftrl_initial_accumulator_value);
-  EXPECT_EQ(a.optimizer.ftrl_l1, b.optimizer.ftrl_l1);
-  EXPECT_EQ(a.optimizer.ftrl_l2, b.optimizer.ftrl_l2);
-  EXPECT_EQ(a.num_epochs_per_decay, b.num_epochs_per_decay);
-  EXPECT_EQ(a.learning_rate_decay_factor, b.learning_rate_decay_factor);
-  EXPECT_EQ(a.lr_staircase, b.lr_staircase);
-  EXPECT_EQ(a.end_learning_rate, b.end_learning_rate);
-  EXPECT_EQ(a.polynomial_power, b.polynomial_power);
-  EXPECT_EQ(a.moving_average_decay, b.moving_average_decay);
-  EXPECT_EQ(a.init_from, b.init_from);
-  EXPECT_EQ(a.init_exclude, b.init_exclude);
-  EXPECT_EQ(a.trainable, b.trainable);
-  EXPECT_EQ(a.train_epochs, b.train_epochs);
-  EXPECT_EQ(a.label_smoothing, b.label_smoothing);
-  EXPECT_EQ(a.train_steps, b.train_steps);
-  EXPECT_EQ(a.reference_steps, b.reference_steps);
-  EXPECT_EQ(a.reference_images, b.reference_images);
-  EXPECT_EQ(a.reference_batch, b.reference_batch);
-  EXPECT_EQ(a.eval_every, b.eval_every);
-  EXPECT_EQ(a.eval_limit, b.eval_limit);
-  EXPECT_EQ(a.log_every, b.log_every);
-  EXPECT_EQ(a.seed, b.seed);
+  EXPECT_EQ(a.pipeline.preset, b.pipeline.preset);
+  EXPECT_EQ(a.data.eval_preset, b.data.eval_preset);
+  EXPECT_EQ(a.pipeline.image_size, b.pipeline.image_size);
+  EXPECT_EQ(a.optimization.batch_size, b.optimization.batch_size);
+  EXPECT_EQ(a.schedule.base_learning_rate, b.schedule.base_learning_rate);
+  EXPECT_EQ(a.schedule.lr_batch_denominator, b.schedule.lr_batch_denominator);
+  EXPECT_EQ(a.schedule.lr_schedule, b.schedule.lr_schedule);
+  EXPECT_EQ(a.schedule.lr_boundary_epochs, b.schedule.lr_boundary_epochs);
+  EXPECT_EQ(a.schedule.lr_multipliers, b.schedule.lr_multipliers);
+  EXPECT_EQ(a.schedule.lr_boundary_rule, b.schedule.lr_boundary_rule);
+  EXPECT_EQ(a.schedule.warmup_epochs, b.schedule.warmup_epochs);
+  EXPECT_EQ(a.schedule.force_learning_rate, b.schedule.force_learning_rate);
+  EXPECT_EQ(a.lottery.prune_method, b.lottery.prune_method);
+  EXPECT_EQ(a.lottery.prune_at, b.lottery.prune_at);
+  EXPECT_EQ(a.lottery.reset_to, b.lottery.reset_to);
+  EXPECT_EQ(a.lottery.reset_global_step_to, b.lottery.reset_global_step_to);
+  EXPECT_EQ(a.optimization.optimizer.momentum, b.optimization.optimizer.momentum);
+  EXPECT_EQ(a.optimization.optimizer.nesterov, b.optimization.optimizer.nesterov);
+  EXPECT_EQ(a.optimization.optimizer.weight_decay, b.optimization.optimizer.weight_decay);
+  EXPECT_EQ(a.optimization.optimizer.decay_batch_norm, b.optimization.optimizer.decay_batch_norm);
+  EXPECT_EQ(a.optimization.optimizer.kind, b.optimization.optimizer.kind);
+  EXPECT_EQ(a.optimization.optimizer.epsilon, b.optimization.optimizer.epsilon);
+  EXPECT_EQ(a.optimization.optimizer.rmsprop_decay, b.optimization.optimizer.rmsprop_decay);
+  EXPECT_EQ(a.optimization.optimizer.rmsprop_momentum, b.optimization.optimizer.rmsprop_momentum);
+  EXPECT_EQ(a.optimization.optimizer.adam_beta1, b.optimization.optimizer.adam_beta1);
+  EXPECT_EQ(a.optimization.optimizer.adam_beta2, b.optimization.optimizer.adam_beta2);
+  EXPECT_EQ(a.optimization.optimizer.adagrad_initial_accumulator_value, b.optimization.optimizer.adagrad_initial_accumulator_value);
+  EXPECT_EQ(a.optimization.optimizer.adadelta_rho, b.optimization.optimizer.adadelta_rho);
+  EXPECT_EQ(a.optimization.optimizer.ftrl_learning_rate_power, b.optimization.optimizer.ftrl_learning_rate_power);
+  EXPECT_EQ(a.optimization.optimizer.ftrl_initial_accumulator_value, b.optimization.optimizer.ftrl_initial_accumulator_value);
+  EXPECT_EQ(a.optimization.optimizer.ftrl_l1, b.optimization.optimizer.ftrl_l1);
+  EXPECT_EQ(a.optimization.optimizer.ftrl_l2, b.optimization.optimizer.ftrl_l2);
+  EXPECT_EQ(a.schedule.num_epochs_per_decay, b.schedule.num_epochs_per_decay);
+  EXPECT_EQ(a.schedule.learning_rate_decay_factor, b.schedule.learning_rate_decay_factor);
+  EXPECT_EQ(a.schedule.lr_staircase, b.schedule.lr_staircase);
+  EXPECT_EQ(a.schedule.end_learning_rate, b.schedule.end_learning_rate);
+  EXPECT_EQ(a.schedule.polynomial_power, b.schedule.polynomial_power);
+  EXPECT_EQ(a.optimization.moving_average_decay, b.optimization.moving_average_decay);
+  EXPECT_EQ(a.transfer.init_from, b.transfer.init_from);
+  EXPECT_EQ(a.transfer.init_exclude, b.transfer.init_exclude);
+  EXPECT_EQ(a.transfer.trainable, b.transfer.trainable);
+  EXPECT_EQ(a.schedule.train_epochs, b.schedule.train_epochs);
+  EXPECT_EQ(a.optimization.label_smoothing, b.optimization.label_smoothing);
+  EXPECT_EQ(a.schedule.train_steps, b.schedule.train_steps);
+  EXPECT_EQ(a.schedule.reference_steps, b.schedule.reference_steps);
+  EXPECT_EQ(a.schedule.reference_images, b.schedule.reference_images);
+  EXPECT_EQ(a.schedule.reference_batch, b.schedule.reference_batch);
+  EXPECT_EQ(a.run.eval_every, b.run.eval_every);
+  EXPECT_EQ(a.run.eval_limit, b.run.eval_limit);
+  EXPECT_EQ(a.run.log_every, b.run.log_every);
+  EXPECT_EQ(a.run.seed, b.run.seed);
 }
 
 // Drops the "recipe: ..." line: `recipe` is not a settable key (see the test below).

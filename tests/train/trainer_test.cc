@@ -80,18 +80,18 @@ class TrainerTest : public ::testing::Test {
   // The configuration of every run here: tf-cifar-resnet with a small ResNet, fixed threads.
   TrainConfig Config(const std::string& run, int64_t steps) const {
     TrainConfig c;
-    c.data_dir = DataDir();
-    c.model_dir = (runs_ / run).string();
+    c.data.dir = DataDir();
+    c.run.model_dir = (runs_ / run).string();
     EXPECT_TRUE(ApplyRecipe("tf-cifar-resnet", &c).ok());
     c.model.name = "small-resnet";
     c.model.width = 8;
     c.model.blocks = 1;
-    c.batch_size = 32;
-    c.train_steps = steps;
-    c.log_every = 10;
-    c.train_threads = 2;
-    c.pipeline_threads = 1;
-    c.seed = 3;
+    c.optimization.batch_size = 32;
+    c.schedule.train_steps = steps;
+    c.run.log_every = 10;
+    c.run.train_threads = 2;
+    c.pipeline.threads = 1;
+    c.run.seed = 3;
     return c;
   }
 
@@ -131,8 +131,8 @@ double SecondsSince(std::chrono::steady_clock::time_point t0) {
 // 2.7, is no signal, so it is not checked.)
 TEST_F(TrainerTest, SmallResnetLearnsSampleCifar) {
   TrainConfig c = Config("learn", 240);
-  c.log_every = 40;
-  c.checkpoint_iters = {0, 120};
+  c.run.log_every = 40;
+  c.run.checkpoint_iters = {0, 120};
   const auto t0 = std::chrono::steady_clock::now();
   auto r = Train(c);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -144,7 +144,7 @@ TEST_F(TrainerTest, SmallResnetLearnsSampleCifar) {
   EXPECT_GE(r->final_eval.top1, 0.35) << "chance is 0.1";
   EXPECT_GE(r->final_eval.top5, r->final_eval.top1);
 
-  const fs::path dir = c.model_dir;
+  const fs::path dir = c.run.model_dir;
   for (const char* name : {"metrics.jsonl", "hparams.yaml", "checkpoint_iter_0.safetensors",
                            "checkpoint_iter_120.safetensors", "checkpoint_iter_final.safetensors"})
     EXPECT_TRUE(fs::exists(dir / name)) << name;
@@ -225,20 +225,20 @@ TEST_F(TrainerTest, SmallResnetLearnsSampleCifar) {
 // (epoch 1, sample 128) where the stream was at (1, 140), and 84 of the 94 tensors differed.)
 TEST_F(TrainerTest, ResumedRunEndsWithTheSameWeights) {
   TrainConfig a = Config("a", 40);
-  a.checkpoint_iters = {20};
+  a.run.checkpoint_iters = {20};
   auto ra = Train(a);
   ASSERT_TRUE(ra.ok()) << ra.status().ToString();
 
   TrainConfig b = Config("b", 20);
-  b.checkpoint_iters = {20};
+  b.run.checkpoint_iters = {20};
   auto rb1 = Train(b);
   ASSERT_TRUE(rb1.ok()) << rb1.status().ToString();
   EXPECT_EQ(rb1->steps, 20);
-  EXPECT_EQ(ReadMetadata(b.model_dir + "/checkpoint_iter_final.safetensors").at("step"), "20");
+  EXPECT_EQ(ReadMetadata(b.run.model_dir + "/checkpoint_iter_final.safetensors").at("step"), "20");
   // The mid-run checkpoint of A and the end of B's first call are the same state.
   {
-    auto fa = formats::SafetensorsFile::Open(a.model_dir + "/checkpoint_iter_20.safetensors");
-    auto fb = formats::SafetensorsFile::Open(b.model_dir + "/checkpoint_iter_final.safetensors");
+    auto fa = formats::SafetensorsFile::Open(a.run.model_dir + "/checkpoint_iter_20.safetensors");
+    auto fb = formats::SafetensorsFile::Open(b.run.model_dir + "/checkpoint_iter_final.safetensors");
     ASSERT_TRUE(fa.ok() && fb.ok());
     EXPECT_EQ(fa->names(), fb->names());
     for (const std::string& name : fa->names())
@@ -247,15 +247,15 @@ TEST_F(TrainerTest, ResumedRunEndsWithTheSameWeights) {
       EXPECT_EQ(fa->metadata().at(key), fb->metadata().at(key)) << key;
   }
 
-  b.train_steps = 40;
-  b.resume = true;
+  b.schedule.train_steps = 40;
+  b.run.resume = true;
   auto rb2 = Train(b);
   ASSERT_TRUE(rb2.ok()) << rb2.status().ToString();
   EXPECT_EQ(rb2->first_step, 20);
   EXPECT_EQ(rb2->steps, 40);
 
-  auto fa = formats::SafetensorsFile::Open(a.model_dir + "/checkpoint_iter_final.safetensors");
-  auto fb = formats::SafetensorsFile::Open(b.model_dir + "/checkpoint_iter_final.safetensors");
+  auto fa = formats::SafetensorsFile::Open(a.run.model_dir + "/checkpoint_iter_final.safetensors");
+  auto fb = formats::SafetensorsFile::Open(b.run.model_dir + "/checkpoint_iter_final.safetensors");
   ASSERT_TRUE(fa.ok() && fb.ok());
   ASSERT_EQ(fa->names(), fb->names());
   int differing = 0;
@@ -277,13 +277,13 @@ TEST_F(TrainerTest, ResumeWithinOneEpochEndsWithTheSameWeights) {
   ASSERT_TRUE(Train(a).ok());
   TrainConfig b = Config("b", 10);
   ASSERT_TRUE(Train(b).ok());
-  b.train_steps = 15;
-  b.resume = true;
+  b.schedule.train_steps = 15;
+  b.run.resume = true;
   auto rb = Train(b);
   ASSERT_TRUE(rb.ok()) << rb.status().ToString();
   EXPECT_EQ(rb->first_step, 10);
-  auto fa = formats::SafetensorsFile::Open(a.model_dir + "/checkpoint_iter_final.safetensors");
-  auto fb = formats::SafetensorsFile::Open(b.model_dir + "/checkpoint_iter_final.safetensors");
+  auto fa = formats::SafetensorsFile::Open(a.run.model_dir + "/checkpoint_iter_final.safetensors");
+  auto fb = formats::SafetensorsFile::Open(b.run.model_dir + "/checkpoint_iter_final.safetensors");
   ASSERT_TRUE(fa.ok() && fb.ok());
   ASSERT_EQ(fa->names(), fb->names());
   for (const std::string& name : fa->names())
@@ -292,16 +292,16 @@ TEST_F(TrainerTest, ResumeWithinOneEpochEndsWithTheSameWeights) {
 
 TEST_F(TrainerTest, ModelDirWithCheckpointsIsRefusedWithoutResume) {
   TrainConfig c = Config("refuse", 3);
-  c.log_every = 1;
+  c.run.log_every = 1;
   ASSERT_TRUE(Train(c).ok());
   auto again = Train(c);
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.status().code(), StatusCode::kInvalidArgument) << again.status().ToString();
   EXPECT_THAT(again.status().message(), HasSubstr("--resume"));
   // Resuming a finished run does no more steps and keeps the weights.
-  const std::string final_path = c.model_dir + "/checkpoint_iter_final.safetensors";
+  const std::string final_path = c.run.model_dir + "/checkpoint_iter_final.safetensors";
   const std::string before = *formats::ReadFile(final_path);
-  c.resume = true;
+  c.run.resume = true;
   auto resumed = Train(c);
   ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
   EXPECT_EQ(resumed->first_step, 3);
@@ -333,7 +333,7 @@ TEST_F(TrainerTest, LabelOutsideTheModelsClassesIsAnErrorNamingIt) {
 
 TEST_F(TrainerTest, MissingDataDirIsNotFound) {
   TrainConfig c = Config("nodata", 1);
-  c.data_dir = (runs_ / "no_such_dir").string();
+  c.data.dir = (runs_ / "no_such_dir").string();
   auto r = Train(c);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kNotFound) << r.status().ToString();
@@ -361,11 +361,11 @@ struct StreamPosition {
 };
 StreamPosition PositionAfter(const TrainConfig& c, int64_t steps) {
   pipeline::PipelineConfig pc;
-  pc.source.files = {c.data_dir + "/" + c.train_split + "-*"};
-  pc.preset = c.train_preset;
-  pc.batch_size = c.batch_size;
+  pc.source.files = {c.data.dir + "/" + c.data.train_split + "-*"};
+  pc.preset = c.pipeline.preset;
+  pc.batch_size = c.optimization.batch_size;
   pc.threads = 1;
-  pc.source.seed = c.seed;
+  pc.source.seed = c.run.seed;
   pc.epochs = 0;
   auto pipe = pipeline::Pipeline::Create(pc);
   EXPECT_TRUE(pipe.ok()) << pipe.status().ToString();
@@ -390,14 +390,14 @@ void ExpectPositionsMatchStream(const TrainConfig& c, const std::vector<int64_t>
   auto r = Train(c);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   for (int64_t step : steps) {
-    const std::string path = c.model_dir + "/" +
-                             CheckpointName(step == c.train_steps ? std::nullopt : std::optional(step));
+    const std::string path = c.run.model_dir + "/" +
+                             CheckpointName(step == c.schedule.train_steps ? std::nullopt : std::optional(step));
     auto f = formats::SafetensorsFile::Open(path);
     ASSERT_TRUE(f.ok()) << f.status().ToString();
     const Metadata& m = f->metadata();
     ASSERT_EQ(m.at("step"), std::to_string(step));
     const StreamPosition truth = PositionAfter(c, step);
-    const int64_t consumed = step * c.batch_size;
+    const int64_t consumed = step * c.optimization.batch_size;
     EXPECT_EQ(truth.epoch * kTrainImages + truth.samples, static_cast<uint64_t>(consumed))
         << "the stream itself: step " << step;
     // At an exact epoch end, (e, N) and (e + 1, 0) name the same position.
@@ -409,7 +409,7 @@ void ExpectPositionsMatchStream(const TrainConfig& c, const std::vector<int64_t>
         << "step " << step << ": checkpoint says epoch " << epoch << " sample " << samples
         << ", the stream is at epoch " << truth.epoch << " sample " << truth.samples << " ("
         << consumed << " samples consumed, " << kTrainImages << " per epoch)";
-    EXPECT_EQ(m.at("train_steps"), std::to_string(c.train_steps));
+    EXPECT_EQ(m.at("train_steps"), std::to_string(c.schedule.train_steps));
     EXPECT_EQ(m.at("model"), "small-resnet");
     EXPECT_EQ(m.at("seed"), "3");
   }
@@ -418,7 +418,7 @@ void ExpectPositionsMatchStream(const TrainConfig& c, const std::vector<int64_t>
 // Within the first epoch (15 * 32 = 480 of 500 images).
 TEST_F(TrainerTest, CheckpointDataPositionWithinFirstEpoch) {
   TrainConfig c = Config("position", 15);
-  c.checkpoint_iters = {1, 5, 10};
+  c.run.checkpoint_iters = {1, 5, 10};
   ExpectPositionsMatchStream(c, {1, 5, 10, 15});
 }
 
@@ -427,7 +427,7 @@ TEST_F(TrainerTest, CheckpointDataPositionWithinFirstEpoch) {
 // batch's first sample said (0, 512) and (1, 32) here.)
 TEST_F(TrainerTest, CheckpointDataPositionAfterEpochWraps) {
   TrainConfig c = Config("position", 36);
-  c.checkpoint_iters = {16, 17, 31, 32};
+  c.run.checkpoint_iters = {16, 17, 31, 32};
   ExpectPositionsMatchStream(c, {16, 17, 31, 32, 36});
 }
 
@@ -459,15 +459,15 @@ class LotteryTrainTest : public TrainerTest {
   void SetUp() override {
     TrainerTest::SetUp();
     TrainConfig c = Base("dense", 40);
-    c.checkpoint_iters = {0, 10};
+    c.run.checkpoint_iters = {0, 10};
     auto r = Train(c);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
-    dense_ = c.model_dir;
+    dense_ = c.run.model_dir;
   }
   TrainConfig Base(const std::string& run, int64_t steps) const {
     TrainConfig c = Config(run, steps);
-    c.lr_boundary_epochs = {1, 2};
-    c.lr_multipliers = {1, 0.1, 0.01};
+    c.schedule.lr_boundary_epochs = {1, 2};
+    c.schedule.lr_multipliers = {1, 0.1, 0.01};
     return c;
   }
   std::string Dense(const char* name) const { return dense_ + "/" + name; }
@@ -537,22 +537,22 @@ class LotteryTrainTest : public TrainerTest {
 
 TEST_F(LotteryTrainTest, WeightRewindRestoresTheCheckpointExactlyThenMasks) {
   TrainConfig c = Base("weight_rewind", 40);
-  c.prune_method = "prune_all_to_global_51.2";
-  c.prune_at = Dense("checkpoint_iter_final.safetensors");
-  c.reset_to = Dense("checkpoint_iter_10.safetensors");
+  c.lottery.prune_method = "prune_all_to_global_51.2";
+  c.lottery.prune_at = Dense("checkpoint_iter_final.safetensors");
+  c.lottery.reset_to = Dense("checkpoint_iter_10.safetensors");
   auto r = Train(c);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->first_step, 10);
   EXPECT_EQ(r->steps, 40);
-  const Checkpoint source = ReadCheckpoint(c.reset_to);
-  const Checkpoint start = ReadCheckpoint(c.model_dir + "/checkpoint_iter_10.safetensors");
+  const Checkpoint source = ReadCheckpoint(c.lottery.reset_to);
+  const Checkpoint start = ReadCheckpoint(c.run.model_dir + "/checkpoint_iter_10.safetensors");
   ExpectMaskedCopy(start, source, 0.512);
   for (const char* key : {"step", "data_epoch", "data_samples"})
     EXPECT_EQ(start.meta.at(key), source.meta.at(key)) << key;
   EXPECT_EQ(start.meta.at("prune_method"), "prune_all_to_global_51.2");
   ExpectFinalKeepsMask(ReadCheckpoint(r->final_checkpoint), start);
   // The schedule continues from step 10 (rates logged at steps 20, 30, 40: steps 19, 29, 39).
-  const auto rates = LoggedRates(c.model_dir);
+  const auto rates = LoggedRates(c.run.model_dir);
   EXPECT_EQ(rates.size(), 3u);
   EXPECT_DOUBLE_EQ(rates.at(20), 0.0025);
   EXPECT_DOUBLE_EQ(rates.at(40), 0.00025);
@@ -560,23 +560,23 @@ TEST_F(LotteryTrainTest, WeightRewindRestoresTheCheckpointExactlyThenMasks) {
 
 TEST_F(LotteryTrainTest, LrRewindKeepsFinalWeightsAndFollowsTheScheduleFromTheCheckpointStep) {
   TrainConfig c = Base("lr_rewind", 40);
-  c.log_every = 1;
-  c.prune_method = "prune_all_to_global_80.0";
-  c.prune_at = Dense("checkpoint_iter_final.safetensors");
-  c.reset_global_step_to = Dense("checkpoint_iter_10.safetensors");
+  c.run.log_every = 1;
+  c.lottery.prune_method = "prune_all_to_global_80.0";
+  c.lottery.prune_at = Dense("checkpoint_iter_final.safetensors");
+  c.lottery.reset_global_step_to = Dense("checkpoint_iter_10.safetensors");
   auto r = Train(c);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->first_step, 10);
-  const Checkpoint final_dense = ReadCheckpoint(c.prune_at);
-  const Checkpoint at10 = ReadCheckpoint(c.reset_global_step_to);
-  const Checkpoint start = ReadCheckpoint(c.model_dir + "/checkpoint_iter_10.safetensors");
+  const Checkpoint final_dense = ReadCheckpoint(c.lottery.prune_at);
+  const Checkpoint at10 = ReadCheckpoint(c.lottery.reset_global_step_to);
+  const Checkpoint start = ReadCheckpoint(c.run.model_dir + "/checkpoint_iter_10.safetensors");
   ExpectMaskedCopy(start, final_dense, 0.8);  // weights and momentum: the final ones
   for (const char* key : {"step", "data_epoch", "data_samples"})
     EXPECT_EQ(start.meta.at(key), at10.meta.at(key)) << key;
   // Batch 32 of 500 images: 15.625 steps per epoch, boundaries int(15.625) = 15 and int(31.25) =
   // 31; LR 0.1 * 32 / 128 = 0.025 while step <= 15, then 0.0025, then 0.00025 after step 31. The
   // rate logged at step s is the one step s - 1 ran with.
-  const auto rates = LoggedRates(c.model_dir);
+  const auto rates = LoggedRates(c.run.model_dir);
   ASSERT_EQ(rates.size(), 30u);
   EXPECT_EQ(rates.begin()->first, 11);
   for (const auto& [s, lr] : rates) {
@@ -588,18 +588,18 @@ TEST_F(LotteryTrainTest, LrRewindKeepsFinalWeightsAndFollowsTheScheduleFromTheCh
 
 TEST_F(LotteryTrainTest, FinetuneKeepsTheLearningRateConstant) {
   TrainConfig c = Base("finetune", 55);
-  c.log_every = 5;
-  c.prune_method = "prune_all_to_layerwise_21.0";
-  c.prune_at = Dense("checkpoint_iter_final.safetensors");
-  c.force_learning_rate = 0.001;
+  c.run.log_every = 5;
+  c.lottery.prune_method = "prune_all_to_layerwise_21.0";
+  c.lottery.prune_at = Dense("checkpoint_iter_final.safetensors");
+  c.schedule.force_learning_rate = 0.001;
   auto r = Train(c);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->first_step, 40);
   EXPECT_EQ(r->steps, 55);
-  const auto rates = LoggedRates(c.model_dir);
+  const auto rates = LoggedRates(c.run.model_dir);
   EXPECT_EQ(rates.size(), 3u);
   for (const auto& [s, lr] : rates) EXPECT_EQ(lr, 0.001) << "step " << s;
-  const Checkpoint start = ReadCheckpoint(c.model_dir + "/checkpoint_iter_40.safetensors");
+  const Checkpoint start = ReadCheckpoint(c.run.model_dir + "/checkpoint_iter_40.safetensors");
   // Layerwise: every masked tensor keeps 21 % of itself.
   for (const auto& [name, mask] : start.tensors) {
     if (!name.ends_with(".mask")) continue;
@@ -611,8 +611,8 @@ TEST_F(LotteryTrainTest, FinetuneKeepsTheLearningRateConstant) {
 
   // Fine-tuning needs train_steps past the start: the error says so.
   TrainConfig short_run = c;
-  short_run.model_dir = (runs_ / "finetune_short").string();
-  short_run.train_steps = 40;
+  short_run.run.model_dir = (runs_ / "finetune_short").string();
+  short_run.schedule.train_steps = 40;
   auto refused = Train(short_run);
   ASSERT_FALSE(refused.ok());
   EXPECT_THAT(refused.status().message(), HasSubstr("nothing to train"));
@@ -620,22 +620,22 @@ TEST_F(LotteryTrainTest, FinetuneKeepsTheLearningRateConstant) {
 
 TEST_F(LotteryTrainTest, ResumedPrunedRunEndsWithTheSameWeights) {
   TrainConfig c = Base("straight", 40);
-  c.prune_method = "prune_all_to_global_51.2";
-  c.prune_at = Dense("checkpoint_iter_final.safetensors");
-  c.reset_to = Dense("checkpoint_iter_10.safetensors");
+  c.lottery.prune_method = "prune_all_to_global_51.2";
+  c.lottery.prune_at = Dense("checkpoint_iter_final.safetensors");
+  c.lottery.reset_to = Dense("checkpoint_iter_10.safetensors");
   ASSERT_TRUE(Train(c).ok());
   TrainConfig first = c;
-  first.model_dir = (runs_ / "resumed").string();
-  first.train_steps = 25;
+  first.run.model_dir = (runs_ / "resumed").string();
+  first.schedule.train_steps = 25;
   ASSERT_TRUE(Train(first).ok());
   TrainConfig second = first;
-  second.train_steps = 40;
-  second.resume = true;  // from checkpoint_iter_final at 25: masks come from the checkpoint
-  second.prune_at = "/nonexistent/is-not-read-when-resuming.safetensors";
+  second.schedule.train_steps = 40;
+  second.run.resume = true;  // from checkpoint_iter_final at 25: masks come from the checkpoint
+  second.lottery.prune_at = "/nonexistent/is-not-read-when-resuming.safetensors";
   auto r = Train(second);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->first_step, 25);
-  const Checkpoint a = ReadCheckpoint(c.model_dir + "/checkpoint_iter_final.safetensors");
+  const Checkpoint a = ReadCheckpoint(c.run.model_dir + "/checkpoint_iter_final.safetensors");
   const Checkpoint b = ReadCheckpoint(r->final_checkpoint);
   ASSERT_EQ(a.tensors.size(), b.tensors.size());
   for (const auto& [name, value] : a.tensors) EXPECT_EQ(b.tensors.at(name), value) << name;
@@ -643,21 +643,21 @@ TEST_F(LotteryTrainTest, ResumedPrunedRunEndsWithTheSameWeights) {
 
 TEST_F(LotteryTrainTest, BadLotteryFlagsAreClearErrors) {
   TrainConfig c = Base("bad", 40);
-  c.prune_method = "prune_all_to_global_80.0";
+  c.lottery.prune_method = "prune_all_to_global_80.0";
   auto r = Train(c);
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("--prune-method needs --prune-at"));
 
-  c.model_dir = (runs_ / "bad2").string();
-  c.prune_method = "prune_global_80";
-  c.prune_at = Dense("checkpoint_iter_final.safetensors");
+  c.run.model_dir = (runs_ / "bad2").string();
+  c.lottery.prune_method = "prune_global_80";
+  c.lottery.prune_at = Dense("checkpoint_iter_final.safetensors");
   r = Train(c);
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("unknown pruning method 'prune_global_80'"));
 
-  c.model_dir = (runs_ / "bad3").string();
-  c.prune_method = "prune_all_to_global_80.0";
-  c.prune_at = Dense("checkpoint_iter_7.safetensors");
+  c.run.model_dir = (runs_ / "bad3").string();
+  c.lottery.prune_method = "prune_all_to_global_80.0";
+  c.lottery.prune_at = Dense("checkpoint_iter_7.safetensors");
   r = Train(c);
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("checkpoint_iter_7.safetensors"));

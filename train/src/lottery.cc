@@ -97,14 +97,14 @@ Result<LotteryRow> RowFromJson(const std::string& path) {
 std::string Command(const LotteryConfig& lc, const Run& run) {
   const TrainConfig& c = run.config;
   std::string s = "sluice train --recipe " + c.recipe + " --hparams " + Path(lc, "dense/hparams.yaml") +
-                  " --data-dir " + c.data_dir + " --model-dir " + c.model_dir +
-                  " --train-steps " + std::to_string(c.train_steps);
-  if (!c.prune_method.empty()) s += " --prune-method " + c.prune_method + " --prune-at " + c.prune_at;
-  if (!c.reset_to.empty()) s += " --reset-to " + c.reset_to;
-  if (!c.reset_global_step_to.empty()) s += " --reset-global-step-to " + c.reset_global_step_to;
-  if (c.force_learning_rate > 0) s += " --force-learning-rate " + Pct(c.force_learning_rate);
+                  " --data-dir " + c.data.dir + " --model-dir " + c.run.model_dir +
+                  " --train-steps " + std::to_string(c.schedule.train_steps);
+  if (!c.lottery.prune_method.empty()) s += " --prune-method " + c.lottery.prune_method + " --prune-at " + c.lottery.prune_at;
+  if (!c.lottery.reset_to.empty()) s += " --reset-to " + c.lottery.reset_to;
+  if (!c.lottery.reset_global_step_to.empty()) s += " --reset-global-step-to " + c.lottery.reset_global_step_to;
+  if (c.schedule.force_learning_rate > 0) s += " --force-learning-rate " + Pct(c.schedule.force_learning_rate);
   std::string iters;
-  for (int64_t i : c.checkpoint_iters) {
+  for (int64_t i : c.run.checkpoint_iters) {
     if (!iters.empty()) iters += ',';
     iters += std::to_string(i);
   }
@@ -123,9 +123,9 @@ std::vector<int64_t> CheckpointSteps(int64_t from, int64_t to, int64_t every, st
 // Settings that decide the dense run; a resumed experiment must have the same.
 json ExperimentJson(const LotteryConfig& c, int64_t dense_steps) {
   TrainConfig base = c.base;
-  base.train_steps = dense_steps;
+  base.schedule.train_steps = dense_steps;
   return {{"hparams", HparamsToYaml(base)},
-          {"data_dir", c.base.data_dir},
+          {"data_dir", c.base.data.dir},
           {"rewind_iter", c.rewind_iter},
           {"iterative", c.iterative},
           {"scope", c.scope == PruneMethod::Scope::kGlobal ? "global" : "layerwise"},
@@ -153,7 +153,7 @@ Status CheckOrWriteExperiment(const LotteryConfig& c, const json& now) {
 
 // Runs one training run unless result.json says it is complete; returns its row.
 Result<LotteryRow> RunOne(const LotteryConfig& lc, Run run, int index, int count) {
-  const std::string dir = run.config.model_dir;
+  const std::string dir = run.config.run.model_dir;
   const std::string result_path = dir + "/result.json";
   if (fs::exists(result_path)) {
     SLUICE_ASSIGN_OR_RETURN(LotteryRow done, RowFromJson(result_path));
@@ -168,23 +168,23 @@ Result<LotteryRow> RunOne(const LotteryConfig& lc, Run run, int index, int count
     fs::remove_all(dir, ec);
     if (ec) return Status::IoError(dir + ": cannot remove the unfinished run: " + ec.message());
   }
-  run.config.resume = !existing.empty();
+  run.config.run.resume = !existing.empty();
   SLUICE_RETURN_IF_ERROR(formats::CreateDirectories(dir));
   std::fprintf(stderr, "lottery [%d/%d] %s: %s%s, steps %lld -> %lld%s\n", index, count,
                run.row.dir.c_str(), run.row.mode.c_str(),
                run.row.mode == "dense" ? "" : (" to density " + Pct(run.row.density) + " %").c_str(),
                static_cast<long long>(run.row.start_step), static_cast<long long>(run.row.end_step),
-               run.config.resume ? " (resuming)" : "");
+               run.config.run.resume ? " (resuming)" : "");
   const json description = {{"mode", run.row.mode},
                             {"density", run.row.density},
                             {"level", run.row.level},
-                            {"prune_method", run.config.prune_method},
-                            {"prune_at", run.config.prune_at},
-                            {"reset_to", run.config.reset_to},
-                            {"reset_global_step_to", run.config.reset_global_step_to},
-                            {"force_learning_rate", run.config.force_learning_rate},
+                            {"prune_method", run.config.lottery.prune_method},
+                            {"prune_at", run.config.lottery.prune_at},
+                            {"reset_to", run.config.lottery.reset_to},
+                            {"reset_global_step_to", run.config.lottery.reset_global_step_to},
+                            {"force_learning_rate", run.config.schedule.force_learning_rate},
                             {"start_step", run.row.start_step},
-                            {"train_steps", run.config.train_steps},
+                            {"train_steps", run.config.schedule.train_steps},
                             {"command", Command(lc, run)}};
   SLUICE_RETURN_IF_ERROR(formats::WriteFileAtomically(dir + "/lottery_run.json", description.dump(2) + "\n"));
   SLUICE_ASSIGN_OR_RETURN(TrainSummary summary, Train(run.config));
@@ -325,7 +325,7 @@ Result<std::vector<LotteryRow>> RunLottery(const LotteryConfig& lc) {
   if (!(lc.finetune_lr > 0)) return Status::InvalidArgument("--finetune-lr must be > 0");
 
   SLUICE_ASSIGN_OR_RETURN(DatasetInfo data,
-                          ReadDatasetInfo(lc.base.data_dir, lc.base.train_split, lc.base.eval_split));
+                          ReadDatasetInfo(lc.base.data.dir, lc.base.data.train_split, lc.base.data.eval_split));
   const int64_t T = ResolveTrainSteps(lc.base, data.train_images);
   const int64_t k = lc.rewind_iter;
   if (k < 0 || k >= T)
@@ -343,9 +343,9 @@ Result<std::vector<LotteryRow>> RunLottery(const LotteryConfig& lc) {
   dense.row.dir = "dense";
   dense.row.end_step = T;
   dense.config = c.base;
-  dense.config.train_steps = T;
-  dense.config.model_dir = Path(c, "dense");
-  dense.config.checkpoint_iters = CheckpointSteps(0, T, c.checkpoint_every, {0, k});
+  dense.config.schedule.train_steps = T;
+  dense.config.run.model_dir = Path(c, "dense");
+  dense.config.run.checkpoint_iters = CheckpointSteps(0, T, c.checkpoint_every, {0, k});
   const std::string dense_final = Path(c, "dense/" + CheckpointName(std::nullopt));
   const std::string dense_k = Path(c, "dense/" + CheckpointName(k));
   plan.push_back(dense);
@@ -362,29 +362,29 @@ Result<std::vector<LotteryRow>> RunLottery(const LotteryConfig& lc) {
                             : "oneshot/" + mode + "/density_" + Pct(row.density);
       TrainConfig& t = run.config;
       t = c.base;
-      t.model_dir = Path(c, row.dir);
-      t.prune_method = PruneMethodName({c.scope, row.density});
-      t.prune_at = prev;
+      t.run.model_dir = Path(c, row.dir);
+      t.lottery.prune_method = PruneMethodName({c.scope, row.density});
+      t.lottery.prune_at = prev;
       if (mode == kWeightRewind) {
-        t.reset_to = dense_k;
+        t.lottery.reset_to = dense_k;
         row.start_step = k;
         row.end_step = T;
       } else if (mode == kLrRewind) {
-        t.reset_to = prev;
-        t.reset_global_step_to = dense_k;
+        t.lottery.reset_to = prev;
+        t.lottery.reset_global_step_to = dense_k;
         row.start_step = k;
         row.end_step = T;
       } else {
-        t.reset_to = prev;
-        t.force_learning_rate = c.finetune_lr;
+        t.lottery.reset_to = prev;
+        t.schedule.force_learning_rate = c.finetune_lr;
         row.start_step = prev_end;
         row.end_step = prev_end + (T - k);
       }
-      t.train_steps = row.end_step;
-      t.checkpoint_iters = CheckpointSteps(row.start_step, row.end_step, c.checkpoint_every, {});
+      t.schedule.train_steps = row.end_step;
+      t.run.checkpoint_iters = CheckpointSteps(row.start_step, row.end_step, c.checkpoint_every, {});
       plan.push_back(run);
       if (c.iterative) {
-        prev = t.model_dir + "/" + CheckpointName(std::nullopt);
+        prev = t.run.model_dir + "/" + CheckpointName(std::nullopt);
         prev_end = row.end_step;
       }
     }
@@ -440,7 +440,7 @@ Status WriteLotterySummary(const LotteryConfig& c, const std::vector<LotteryRow>
   SLUICE_RETURN_IF_ERROR(formats::WriteFileAtomically(Path(c, "summary.csv"), csv));
   json j = {{"model", c.base.model.name},
             {"recipe", c.base.recipe},
-            {"data_dir", c.base.data_dir},
+            {"data_dir", c.base.data.dir},
             {"rewind_iter", c.rewind_iter},
             {"iterative", c.iterative},
             {"scope", c.scope == PruneMethod::Scope::kGlobal ? "global" : "layerwise"},

@@ -187,29 +187,29 @@ const std::vector<Field>& Fields() {
          return std::string(c.init == InitScheme::kTensorFlow ? "tensorflow" : "torchvision");
        }},
       {"train_preset",
-       [](TrainConfig* c, const std::string& v) { return SetPreset("train_preset", v, &c->train_preset); },
-       [](const TrainConfig& c) { return std::string(pipeline::PresetName(c.train_preset)); }},
+       [](TrainConfig* c, const std::string& v) { return SetPreset("train_preset", v, &c->pipeline.preset); },
+       [](const TrainConfig& c) { return std::string(pipeline::PresetName(c.pipeline.preset)); }},
       {"eval_preset",
-       [](TrainConfig* c, const std::string& v) { return SetPreset("eval_preset", v, &c->eval_preset); },
-       [](const TrainConfig& c) { return std::string(pipeline::PresetName(c.eval_preset)); }},
-      SLUICE_INT_FIELD("image_size", image_size),
-      SLUICE_INT_FIELD("batch_size", batch_size),
-      SLUICE_DOUBLE_FIELD("base_learning_rate", base_learning_rate),
-      SLUICE_INT_FIELD("lr_batch_denominator", lr_batch_denominator),
+       [](TrainConfig* c, const std::string& v) { return SetPreset("eval_preset", v, &c->data.eval_preset); },
+       [](const TrainConfig& c) { return std::string(pipeline::PresetName(c.data.eval_preset)); }},
+      SLUICE_INT_FIELD("image_size", pipeline.image_size),
+      SLUICE_INT_FIELD("batch_size", optimization.batch_size),
+      SLUICE_DOUBLE_FIELD("base_learning_rate", schedule.base_learning_rate),
+      SLUICE_INT_FIELD("lr_batch_denominator", schedule.lr_batch_denominator),
       {"lr_schedule",
        [](TrainConfig* c, const std::string& v) {
          // slim's --learning_rate_decay_type names too: fixed, exponential, polynomial.
-         if (v == "piecewise") c->lr_schedule = LrSchedule::Kind::kPiecewise;
-         else if (v == "cosine") c->lr_schedule = LrSchedule::Kind::kCosine;
-         else if (v == "constant" || v == "fixed") c->lr_schedule = LrSchedule::Kind::kConstant;
-         else if (v == "exponential") c->lr_schedule = LrSchedule::Kind::kExponential;
-         else if (v == "polynomial") c->lr_schedule = LrSchedule::Kind::kPolynomial;
+         if (v == "piecewise") c->schedule.lr_schedule = LrSchedule::Kind::kPiecewise;
+         else if (v == "cosine") c->schedule.lr_schedule = LrSchedule::Kind::kCosine;
+         else if (v == "constant" || v == "fixed") c->schedule.lr_schedule = LrSchedule::Kind::kConstant;
+         else if (v == "exponential") c->schedule.lr_schedule = LrSchedule::Kind::kExponential;
+         else if (v == "polynomial") c->schedule.lr_schedule = LrSchedule::Kind::kPolynomial;
          else return Status::InvalidArgument("hparam lr_schedule: '" + v +
                                              "' (piecewise, cosine, constant or fixed, exponential, polynomial)");
          return Status::Ok();
        },
        [](const TrainConfig& c) {
-         switch (c.lr_schedule) {
+         switch (c.schedule.lr_schedule) {
            case LrSchedule::Kind::kPiecewise: return std::string("piecewise");
            case LrSchedule::Kind::kCosine: return std::string("cosine");
            case LrSchedule::Kind::kExponential: return std::string("exponential");
@@ -219,78 +219,78 @@ const std::vector<Field>& Fields() {
        }},
       {"lr_boundary_epochs",
        [](TrainConfig* c, const std::string& v) -> Status {
-         c->lr_boundary_epochs.clear();
+         c->schedule.lr_boundary_epochs.clear();
          for (const std::string& s : SplitList(v)) {
            SLUICE_ASSIGN_OR_RETURN(double d, ParseDouble("lr_boundary_epochs", s));
-           c->lr_boundary_epochs.push_back(d);
+           c->schedule.lr_boundary_epochs.push_back(d);
          }
          return Status::Ok();
        },
-       [](const TrainConfig& c) { return List(c.lr_boundary_epochs); }},
+       [](const TrainConfig& c) { return List(c.schedule.lr_boundary_epochs); }},
       {"lr_multipliers",
        [](TrainConfig* c, const std::string& v) -> Status {
-         c->lr_multipliers.clear();
+         c->schedule.lr_multipliers.clear();
          for (const std::string& s : SplitList(v)) {
            SLUICE_ASSIGN_OR_RETURN(double d, ParseDouble("lr_multipliers", s));
-           c->lr_multipliers.push_back(d);
+           c->schedule.lr_multipliers.push_back(d);
          }
          return Status::Ok();
        },
-       [](const TrainConfig& c) { return List(c.lr_multipliers); }},
+       [](const TrainConfig& c) { return List(c.schedule.lr_multipliers); }},
       {"lr_boundary_rule",
        [](TrainConfig* c, const std::string& v) -> Status {
-         SLUICE_ASSIGN_OR_RETURN(c->lr_boundary_rule, ParseBoundaryRule(v));
+         SLUICE_ASSIGN_OR_RETURN(c->schedule.lr_boundary_rule, ParseBoundaryRule(v));
          return Status::Ok();
        },
-       [](const TrainConfig& c) { return std::string(BoundaryRuleName(c.lr_boundary_rule)); }},
-      SLUICE_DOUBLE_FIELD("warmup_epochs", warmup_epochs),
-      SLUICE_DOUBLE_FIELD("force_learning_rate", force_learning_rate),
-      SLUICE_DOUBLE_FIELD("num_epochs_per_decay", num_epochs_per_decay),
-      SLUICE_DOUBLE_FIELD("learning_rate_decay_factor", learning_rate_decay_factor),
-      SLUICE_BOOL_FIELD("lr_staircase", lr_staircase),
-      SLUICE_DOUBLE_FIELD("end_learning_rate", end_learning_rate),
-      SLUICE_DOUBLE_FIELD("polynomial_power", polynomial_power),
-      SLUICE_STRING_FIELD("prune_method", prune_method),
-      SLUICE_STRING_FIELD("prune_at", prune_at),
-      SLUICE_STRING_FIELD("reset_to", reset_to),
-      SLUICE_STRING_FIELD("reset_global_step_to", reset_global_step_to),
+       [](const TrainConfig& c) { return std::string(BoundaryRuleName(c.schedule.lr_boundary_rule)); }},
+      SLUICE_DOUBLE_FIELD("warmup_epochs", schedule.warmup_epochs),
+      SLUICE_DOUBLE_FIELD("force_learning_rate", schedule.force_learning_rate),
+      SLUICE_DOUBLE_FIELD("num_epochs_per_decay", schedule.num_epochs_per_decay),
+      SLUICE_DOUBLE_FIELD("learning_rate_decay_factor", schedule.learning_rate_decay_factor),
+      SLUICE_BOOL_FIELD("lr_staircase", schedule.lr_staircase),
+      SLUICE_DOUBLE_FIELD("end_learning_rate", schedule.end_learning_rate),
+      SLUICE_DOUBLE_FIELD("polynomial_power", schedule.polynomial_power),
+      SLUICE_STRING_FIELD("prune_method", lottery.prune_method),
+      SLUICE_STRING_FIELD("prune_at", lottery.prune_at),
+      SLUICE_STRING_FIELD("reset_to", lottery.reset_to),
+      SLUICE_STRING_FIELD("reset_global_step_to", lottery.reset_global_step_to),
       {"optimizer",
        [](TrainConfig* c, const std::string& v) -> Status {
          auto kind = ParseOptimizerKind(v);
          if (!kind.ok()) return Status::InvalidArgument("hparam optimizer: " + kind.status().message());
-         c->optimizer.kind = *kind;
+         c->optimization.optimizer.kind = *kind;
          return Status::Ok();
        },
-       [](const TrainConfig& c) { return std::string(OptimizerKindName(c.optimizer.kind)); }},
-      SLUICE_DOUBLE_FIELD("momentum", optimizer.momentum),
-      SLUICE_BOOL_FIELD("nesterov", optimizer.nesterov),
-      SLUICE_DOUBLE_FIELD("weight_decay", optimizer.weight_decay),
-      SLUICE_BOOL_FIELD("weight_decay_batch_norm", optimizer.decay_batch_norm),
-      SLUICE_DOUBLE_FIELD("opt_epsilon", optimizer.epsilon),
-      SLUICE_DOUBLE_FIELD("rmsprop_decay", optimizer.rmsprop_decay),
-      SLUICE_DOUBLE_FIELD("rmsprop_momentum", optimizer.rmsprop_momentum),
-      SLUICE_DOUBLE_FIELD("adam_beta1", optimizer.adam_beta1),
-      SLUICE_DOUBLE_FIELD("adam_beta2", optimizer.adam_beta2),
-      SLUICE_DOUBLE_FIELD("adagrad_initial_accumulator_value", optimizer.adagrad_initial_accumulator_value),
-      SLUICE_DOUBLE_FIELD("adadelta_rho", optimizer.adadelta_rho),
-      SLUICE_DOUBLE_FIELD("ftrl_learning_rate_power", optimizer.ftrl_learning_rate_power),
-      SLUICE_DOUBLE_FIELD("ftrl_initial_accumulator_value", optimizer.ftrl_initial_accumulator_value),
-      SLUICE_DOUBLE_FIELD("ftrl_l1", optimizer.ftrl_l1),
-      SLUICE_DOUBLE_FIELD("ftrl_l2", optimizer.ftrl_l2),
-      SLUICE_DOUBLE_FIELD("label_smoothing", label_smoothing),
-      SLUICE_DOUBLE_FIELD("moving_average_decay", moving_average_decay),
-      SLUICE_STRING_FIELD("init_from", init_from),
-      SLUICE_STRINGS_FIELD("init_exclude", init_exclude),
-      SLUICE_STRINGS_FIELD("trainable", trainable),
-      SLUICE_INT_FIELD("train_steps", train_steps),
-      SLUICE_DOUBLE_FIELD("train_epochs", train_epochs),
-      SLUICE_INT_FIELD("reference_steps", reference_steps),
-      SLUICE_INT_FIELD("reference_images", reference_images),
-      SLUICE_INT_FIELD("reference_batch", reference_batch),
-      SLUICE_INT_FIELD("eval_every", eval_every),
-      SLUICE_INT_FIELD("eval_limit", eval_limit),
-      SLUICE_INT_FIELD("log_every", log_every),
-      SLUICE_INT_FIELD("seed", seed),
+       [](const TrainConfig& c) { return std::string(OptimizerKindName(c.optimization.optimizer.kind)); }},
+      SLUICE_DOUBLE_FIELD("momentum", optimization.optimizer.momentum),
+      SLUICE_BOOL_FIELD("nesterov", optimization.optimizer.nesterov),
+      SLUICE_DOUBLE_FIELD("weight_decay", optimization.optimizer.weight_decay),
+      SLUICE_BOOL_FIELD("weight_decay_batch_norm", optimization.optimizer.decay_batch_norm),
+      SLUICE_DOUBLE_FIELD("opt_epsilon", optimization.optimizer.epsilon),
+      SLUICE_DOUBLE_FIELD("rmsprop_decay", optimization.optimizer.rmsprop_decay),
+      SLUICE_DOUBLE_FIELD("rmsprop_momentum", optimization.optimizer.rmsprop_momentum),
+      SLUICE_DOUBLE_FIELD("adam_beta1", optimization.optimizer.adam_beta1),
+      SLUICE_DOUBLE_FIELD("adam_beta2", optimization.optimizer.adam_beta2),
+      SLUICE_DOUBLE_FIELD("adagrad_initial_accumulator_value", optimization.optimizer.adagrad_initial_accumulator_value),
+      SLUICE_DOUBLE_FIELD("adadelta_rho", optimization.optimizer.adadelta_rho),
+      SLUICE_DOUBLE_FIELD("ftrl_learning_rate_power", optimization.optimizer.ftrl_learning_rate_power),
+      SLUICE_DOUBLE_FIELD("ftrl_initial_accumulator_value", optimization.optimizer.ftrl_initial_accumulator_value),
+      SLUICE_DOUBLE_FIELD("ftrl_l1", optimization.optimizer.ftrl_l1),
+      SLUICE_DOUBLE_FIELD("ftrl_l2", optimization.optimizer.ftrl_l2),
+      SLUICE_DOUBLE_FIELD("label_smoothing", optimization.label_smoothing),
+      SLUICE_DOUBLE_FIELD("moving_average_decay", optimization.moving_average_decay),
+      SLUICE_STRING_FIELD("init_from", transfer.init_from),
+      SLUICE_STRINGS_FIELD("init_exclude", transfer.init_exclude),
+      SLUICE_STRINGS_FIELD("trainable", transfer.trainable),
+      SLUICE_INT_FIELD("train_steps", schedule.train_steps),
+      SLUICE_DOUBLE_FIELD("train_epochs", schedule.train_epochs),
+      SLUICE_INT_FIELD("reference_steps", schedule.reference_steps),
+      SLUICE_INT_FIELD("reference_images", schedule.reference_images),
+      SLUICE_INT_FIELD("reference_batch", schedule.reference_batch),
+      SLUICE_INT_FIELD("eval_every", run.eval_every),
+      SLUICE_INT_FIELD("eval_limit", run.eval_limit),
+      SLUICE_INT_FIELD("log_every", run.log_every),
+      SLUICE_INT_FIELD("seed", run.seed),
   };
   return fields;
 }
@@ -370,64 +370,61 @@ std::vector<std::pair<std::string, std::string>> RecipeDescriptions() {
 }
 
 Status ApplyRecipe(const std::string& name, TrainConfig* config) {
+  // A recipe sets hyperparameters; where the data is, the run control and the thread budget stay.
   TrainConfig fresh;
-  fresh.data_dir = config->data_dir;
-  fresh.model_dir = config->model_dir;
-  fresh.checkpoint_iters = config->checkpoint_iters;
-  fresh.train_threads = config->train_threads;
-  fresh.pipeline_threads = config->pipeline_threads;
-  fresh.resume = config->resume;
-  fresh.mode = config->mode;
-  fresh.checkpoint = config->checkpoint;
-  fresh.predict_split = config->predict_split;
-  fresh.predictions = config->predictions;
-  fresh.top_k = config->top_k;
+  fresh.data.dir = config->data.dir;
+  const RunControl run = config->run;
+  fresh.run = {.mode = run.mode, .checkpoint = run.checkpoint, .predict_split = run.predict_split,
+               .predictions = run.predictions, .top_k = run.top_k, .model_dir = run.model_dir,
+               .checkpoint_iters = run.checkpoint_iters, .train_threads = run.train_threads,
+               .resume = run.resume};
+  fresh.pipeline.threads = config->pipeline.threads;
   fresh.recipe = name;
   if (name == "tf-cifar-resnet" || name == "vgg-cifar") {
     // TrainConfig's defaults are this recipe (cifar10_main.py + resnet_run_loop.py of TF 1.13).
     if (name == "vgg-cifar") {
       fresh.model.name = "vgg16";
-      fresh.optimizer.weight_decay = 5e-4;
+      fresh.optimization.optimizer.weight_decay = 5e-4;
     }
   } else if (name == "tpu-imagenet-resnet50") {
     fresh.model.name = "resnet50";
     fresh.model.num_classes = 1001;  // build_imagenet_data.py labels 1..1000, 0 unused
     fresh.model.bn_momentum = 0.9f;
     fresh.model.zero_init_last_bn = true;
-    fresh.train_preset = pipeline::Preset::kResnetTrain;
-    fresh.eval_preset = pipeline::Preset::kResnetEval;
-    fresh.batch_size = 1024;
-    fresh.base_learning_rate = 0.1;
-    fresh.lr_batch_denominator = 256;
-    fresh.warmup_epochs = 5;
-    fresh.lr_boundary_epochs = {30, 60, 80};
-    fresh.lr_multipliers = {1, 0.1, 0.01, 0.001};
-    fresh.lr_boundary_rule = BoundaryRule::kTpu;
-    fresh.optimizer.nesterov = true;
-    fresh.optimizer.weight_decay = 1e-4;
-    fresh.optimizer.decay_batch_norm = false;
-    fresh.reference_steps = 112590;
-    fresh.reference_images = 1281167;
-    fresh.reference_batch = 1024;
+    fresh.pipeline.preset = pipeline::Preset::kResnetTrain;
+    fresh.data.eval_preset = pipeline::Preset::kResnetEval;
+    fresh.optimization.batch_size = 1024;
+    fresh.schedule.base_learning_rate = 0.1;
+    fresh.schedule.lr_batch_denominator = 256;
+    fresh.schedule.warmup_epochs = 5;
+    fresh.schedule.lr_boundary_epochs = {30, 60, 80};
+    fresh.schedule.lr_multipliers = {1, 0.1, 0.01, 0.001};
+    fresh.schedule.lr_boundary_rule = BoundaryRule::kTpu;
+    fresh.optimization.optimizer.nesterov = true;
+    fresh.optimization.optimizer.weight_decay = 1e-4;
+    fresh.optimization.optimizer.decay_batch_norm = false;
+    fresh.schedule.reference_steps = 112590;
+    fresh.schedule.reference_images = 1281167;
+    fresh.schedule.reference_batch = 1024;
   } else if (name == "flowers-finetune") {
     // The TPU ResNet-50 settings (presets, BN momentum, Nesterov, wd without BN) with a fine-tuning
     // rate and length; the classifier comes fresh for the 5 flower classes.
     fresh.model.name = "resnet50";
     fresh.model.bn_momentum = 0.9f;
     fresh.init = InitScheme::kTorchvision;
-    fresh.train_preset = pipeline::Preset::kResnetTrain;
-    fresh.eval_preset = pipeline::Preset::kResnetEval;
-    fresh.batch_size = 64;
-    fresh.base_learning_rate = 0.01;
-    fresh.lr_batch_denominator = 64;
-    fresh.lr_schedule = LrSchedule::Kind::kCosine;
-    fresh.lr_boundary_epochs = {};
-    fresh.lr_multipliers = {1};
-    fresh.optimizer.nesterov = true;
-    fresh.optimizer.weight_decay = 1e-4;
-    fresh.optimizer.decay_batch_norm = false;
-    fresh.train_epochs = 15;
-    fresh.init_exclude = {"fc"};
+    fresh.pipeline.preset = pipeline::Preset::kResnetTrain;
+    fresh.data.eval_preset = pipeline::Preset::kResnetEval;
+    fresh.optimization.batch_size = 64;
+    fresh.schedule.base_learning_rate = 0.01;
+    fresh.schedule.lr_batch_denominator = 64;
+    fresh.schedule.lr_schedule = LrSchedule::Kind::kCosine;
+    fresh.schedule.lr_boundary_epochs = {};
+    fresh.schedule.lr_multipliers = {1};
+    fresh.optimization.optimizer.nesterov = true;
+    fresh.optimization.optimizer.weight_decay = 1e-4;
+    fresh.optimization.optimizer.decay_batch_norm = false;
+    fresh.schedule.train_epochs = 15;
+    fresh.transfer.init_exclude = {"fc"};
   } else if (name == "tpu-efficientnet-b0") {
     // tensorflow/tpu models/official/efficientnet main.py's defaults for efficientnet-b0.
     fresh.model.name = "efficientnet_b0";
@@ -435,45 +432,45 @@ Status ApplyRecipe(const std::string& name, TrainConfig* config) {
     fresh.model.bn_momentum = 0.99f;
     fresh.model.bn_epsilon = 1e-3f;
     fresh.init = InitScheme::kTorchvision;
-    fresh.train_preset = pipeline::Preset::kResnetTrain;
-    fresh.eval_preset = pipeline::Preset::kResnetEval;
-    fresh.batch_size = 2048;
-    fresh.base_learning_rate = 0.016;
-    fresh.lr_batch_denominator = 256;
-    fresh.warmup_epochs = 5;
-    fresh.lr_schedule = LrSchedule::Kind::kExponential;
-    fresh.lr_boundary_epochs = {};
-    fresh.lr_multipliers = {1};
-    fresh.num_epochs_per_decay = 2.4;
-    fresh.learning_rate_decay_factor = 0.97;
-    fresh.optimizer.kind = OptimizerKind::kRmsprop;
-    fresh.optimizer.rmsprop_decay = 0.9;
-    fresh.optimizer.rmsprop_momentum = 0.9;
-    fresh.optimizer.epsilon = 1e-3;
-    fresh.optimizer.weight_decay = 1e-5;
-    fresh.optimizer.decay_batch_norm = false;
-    fresh.moving_average_decay = 0.9999;
-    fresh.label_smoothing = 0.1;
-    fresh.train_epochs = 350;
+    fresh.pipeline.preset = pipeline::Preset::kResnetTrain;
+    fresh.data.eval_preset = pipeline::Preset::kResnetEval;
+    fresh.optimization.batch_size = 2048;
+    fresh.schedule.base_learning_rate = 0.016;
+    fresh.schedule.lr_batch_denominator = 256;
+    fresh.schedule.warmup_epochs = 5;
+    fresh.schedule.lr_schedule = LrSchedule::Kind::kExponential;
+    fresh.schedule.lr_boundary_epochs = {};
+    fresh.schedule.lr_multipliers = {1};
+    fresh.schedule.num_epochs_per_decay = 2.4;
+    fresh.schedule.learning_rate_decay_factor = 0.97;
+    fresh.optimization.optimizer.kind = OptimizerKind::kRmsprop;
+    fresh.optimization.optimizer.rmsprop_decay = 0.9;
+    fresh.optimization.optimizer.rmsprop_momentum = 0.9;
+    fresh.optimization.optimizer.epsilon = 1e-3;
+    fresh.optimization.optimizer.weight_decay = 1e-5;
+    fresh.optimization.optimizer.decay_batch_norm = false;
+    fresh.optimization.moving_average_decay = 0.9999;
+    fresh.optimization.label_smoothing = 0.1;
+    fresh.schedule.train_epochs = 350;
   } else if (name == "slim-vgg16" || name == "slim-vgg19") {
     // slim's train_image_classifier.py flag defaults; slim itself trains until stopped, so the
     // length is the VGG paper's 74 epochs.
     fresh.model.name = name == "slim-vgg16" ? "vgg16-imagenet" : "vgg19-imagenet";
     fresh.model.num_classes = 1001;
     fresh.init = InitScheme::kTorchvision;
-    fresh.train_preset = pipeline::Preset::kVggTrain;
-    fresh.eval_preset = pipeline::Preset::kVggEval;
-    fresh.batch_size = 32;
-    fresh.base_learning_rate = 0.01;
-    fresh.lr_batch_denominator = 32;
-    fresh.lr_schedule = LrSchedule::Kind::kExponential;
-    fresh.lr_boundary_epochs = {};
-    fresh.lr_multipliers = {1};
-    fresh.num_epochs_per_decay = 2.0;
-    fresh.learning_rate_decay_factor = 0.94;
-    fresh.optimizer.kind = OptimizerKind::kRmsprop;
-    fresh.optimizer.weight_decay = 4e-5;
-    fresh.train_epochs = 74;
+    fresh.pipeline.preset = pipeline::Preset::kVggTrain;
+    fresh.data.eval_preset = pipeline::Preset::kVggEval;
+    fresh.optimization.batch_size = 32;
+    fresh.schedule.base_learning_rate = 0.01;
+    fresh.schedule.lr_batch_denominator = 32;
+    fresh.schedule.lr_schedule = LrSchedule::Kind::kExponential;
+    fresh.schedule.lr_boundary_epochs = {};
+    fresh.schedule.lr_multipliers = {1};
+    fresh.schedule.num_epochs_per_decay = 2.0;
+    fresh.schedule.learning_rate_decay_factor = 0.94;
+    fresh.optimization.optimizer.kind = OptimizerKind::kRmsprop;
+    fresh.optimization.optimizer.weight_decay = 4e-5;
+    fresh.schedule.train_epochs = 74;
   } else {
     std::string names;
     for (const auto& [n, d] : RecipeDescriptions()) names += (names.empty() ? "" : ", ") + n;

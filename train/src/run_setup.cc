@@ -32,46 +32,46 @@ Result<DatasetInfo> ReadDatasetInfo(const std::string& data_dir, const std::stri
 }
 
 int64_t ResolveTrainSteps(const TrainConfig& c, int64_t train_images) {
-  if (c.train_steps > 0) return c.train_steps;
-  if (c.train_epochs > 0)
-    return std::max<int64_t>(1, static_cast<int64_t>(c.train_epochs * static_cast<double>(train_images) /
-                                                     c.batch_size));
+  if (c.schedule.train_steps > 0) return c.schedule.train_steps;
+  if (c.schedule.train_epochs > 0)
+    return std::max<int64_t>(1, static_cast<int64_t>(c.schedule.train_epochs * static_cast<double>(train_images) /
+                                                     c.optimization.batch_size));
   return std::max<int64_t>(
-      1, std::llround(static_cast<double>(c.reference_steps) * train_images / c.reference_images *
-                      c.reference_batch / c.batch_size));
+      1, std::llround(static_cast<double>(c.schedule.reference_steps) * train_images / c.schedule.reference_images *
+                      c.schedule.reference_batch / c.optimization.batch_size));
 }
 
 LrSchedule ResolveSchedule(const TrainConfig& c, int64_t train_images, int64_t train_steps) {
   LrSchedule s;
-  const double steps_per_epoch = static_cast<double>(train_images) / c.batch_size;
-  s.base = c.base_learning_rate * c.batch_size / c.lr_batch_denominator;
+  const double steps_per_epoch = static_cast<double>(train_images) / c.optimization.batch_size;
+  s.base = c.schedule.base_learning_rate * c.optimization.batch_size / c.schedule.lr_batch_denominator;
   s.total_steps = train_steps;
-  s.kind = c.lr_schedule;
-  if (c.force_learning_rate > 0) {
+  s.kind = c.schedule.lr_schedule;
+  if (c.schedule.force_learning_rate > 0) {
     s.kind = LrSchedule::Kind::kConstant;
-    s.base = c.force_learning_rate;
+    s.base = c.schedule.force_learning_rate;
     return s;
   }
-  s.warmup_steps = static_cast<int64_t>(std::llround(c.warmup_epochs * steps_per_epoch));
-  for (double e : c.lr_boundary_epochs) {
+  s.warmup_steps = static_cast<int64_t>(std::llround(c.schedule.warmup_epochs * steps_per_epoch));
+  for (double e : c.schedule.lr_boundary_epochs) {
     const double at = e * steps_per_epoch;
-    s.boundaries.push_back(c.lr_boundary_rule == BoundaryRule::kTpu
+    s.boundaries.push_back(c.schedule.lr_boundary_rule == BoundaryRule::kTpu
                                ? static_cast<int64_t>(std::ceil(at)) - 1
                                : static_cast<int64_t>(at));
   }
-  s.multipliers = c.lr_multipliers;
-  s.decay_steps = static_cast<int64_t>(c.num_epochs_per_decay * steps_per_epoch);
-  s.decay_factor = c.learning_rate_decay_factor;
-  s.staircase = c.lr_staircase;
-  s.end = c.end_learning_rate;
-  s.power = c.polynomial_power;
+  s.multipliers = c.schedule.lr_multipliers;
+  s.decay_steps = static_cast<int64_t>(c.schedule.num_epochs_per_decay * steps_per_epoch);
+  s.decay_factor = c.schedule.learning_rate_decay_factor;
+  s.staircase = c.schedule.lr_staircase;
+  s.end = c.schedule.end_learning_rate;
+  s.power = c.schedule.polynomial_power;
   return s;
 }
 
 ThreadBudget ResolveThreads(const TrainConfig& c) {
   const int hw = std::max(1, tbb::info::default_concurrency());
-  return {c.train_threads > 0 ? c.train_threads : hw,
-          c.pipeline_threads > 0 ? c.pipeline_threads : std::max(1, hw / 4)};
+  return {c.run.train_threads > 0 ? c.run.train_threads : hw,
+          c.pipeline.threads > 0 ? c.pipeline.threads : std::max(1, hw / 4)};
 }
 
 }  // namespace sluice::train

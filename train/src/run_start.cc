@@ -23,35 +23,35 @@ Result<RunStart> PositionOf(const CheckpointMetadata& meta, const std::string& p
 // prune_at), then the step and data position from reset_global_step_to; the masks are applied
 // last, so every pruned weight and its momentum start at exactly zero.
 Result<RunStart> StartFromCheckpoints(const TrainConfig& c, Model* model, Optimizer* optimizer) {
-  if (c.prune_method.empty() != c.prune_at.empty())
-    return Status::InvalidArgument(c.prune_method.empty()
+  if (c.lottery.prune_method.empty() != c.lottery.prune_at.empty())
+    return Status::InvalidArgument(c.lottery.prune_method.empty()
                                        ? "--prune-at needs --prune-method (e.g. prune_all_to_global_80.0)"
                                        : "--prune-method needs --prune-at CHECKPOINT");
   std::vector<Tensor> masks;
-  if (!c.prune_method.empty()) {
-    SLUICE_ASSIGN_OR_RETURN(PruneMethod method, ParsePruneMethod(c.prune_method));
-    SLUICE_RETURN_IF_ERROR(LoadCheckpoint(c.prune_at, model, nullptr).status());
+  if (!c.lottery.prune_method.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(PruneMethod method, ParsePruneMethod(c.lottery.prune_method));
+    SLUICE_RETURN_IF_ERROR(LoadCheckpoint(c.lottery.prune_at, model, nullptr).status());
     const double before = PrunableDensity(model->params());
     SLUICE_ASSIGN_OR_RETURN(PruneReport report, Prune(model->params(), method));
     std::fprintf(stderr,
                  "train: %s at %s: kept %lld of %lld prunable weights (density %.4f, was %.4f; "
                  "smallest kept |w| %.4g)\n",
-                 c.prune_method.c_str(), c.prune_at.c_str(), static_cast<long long>(report.kept),
+                 c.lottery.prune_method.c_str(), c.lottery.prune_at.c_str(), static_cast<long long>(report.kept),
                  static_cast<long long>(report.total), report.density(), before, report.threshold);
     for (Param& p : model->params()) masks.push_back(p.mask);
   }
-  const std::string& start = c.reset_to.empty() ? c.prune_at : c.reset_to;
+  const std::string& start = c.lottery.reset_to.empty() ? c.lottery.prune_at : c.lottery.reset_to;
   if (start.empty())
     return Status::InvalidArgument("--reset-global-step-to needs --reset-to or --prune-at (the weights to start from)");
   SLUICE_ASSIGN_OR_RETURN(CheckpointMetadata meta, LoadCheckpoint(start, model, optimizer));
   SLUICE_ASSIGN_OR_RETURN(RunStart at, PositionOf(meta, start));
   std::fprintf(stderr, "train: weights, momentum and step %lld from %s\n",
                static_cast<long long>(at.step), start.c_str());
-  if (!c.reset_global_step_to.empty()) {
-    SLUICE_ASSIGN_OR_RETURN(CheckpointMetadata rewind, ReadCheckpointMetadata(c.reset_global_step_to));
-    SLUICE_ASSIGN_OR_RETURN(at, PositionOf(rewind, c.reset_global_step_to));
+  if (!c.lottery.reset_global_step_to.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(CheckpointMetadata rewind, ReadCheckpointMetadata(c.lottery.reset_global_step_to));
+    SLUICE_ASSIGN_OR_RETURN(at, PositionOf(rewind, c.lottery.reset_global_step_to));
     std::fprintf(stderr, "train: global step (learning-rate schedule) and data position rewound to %lld from %s\n",
-                 static_cast<long long>(at.step), c.reset_global_step_to.c_str());
+                 static_cast<long long>(at.step), c.lottery.reset_global_step_to.c_str());
   }
   if (!masks.empty()) {
     size_t k = 0;
@@ -67,13 +67,12 @@ Result<RunStart> StartFromCheckpoints(const TrainConfig& c, Model* model, Optimi
 Result<RunStart> StartRun(const TrainConfig& c, const std::vector<CheckpointEntry>& existing,
                           int64_t train_steps, Model* model, Optimizer* optimizer,
                           MovingAverage* ema) {
-  if (!existing.empty() && !c.resume)
-    return Status::InvalidArgument(c.model_dir + " already holds checkpoints (" + existing.back().path +
+  if (!existing.empty() && !c.run.resume)
+    return Status::InvalidArgument(c.run.model_dir + " already holds checkpoints (" + existing.back().path +
                                    "): pass --resume to continue that run, or use a new --model-dir");
   RunStart start;
-  const bool from_checkpoints = !c.prune_method.empty() || !c.prune_at.empty() ||
-                                !c.reset_to.empty() || !c.reset_global_step_to.empty();
-  if (c.resume && !existing.empty()) {
+  const bool from_checkpoints = c.lottery.starts_from_checkpoints();
+  if (c.run.resume && !existing.empty()) {
     const CheckpointEntry& newest = existing.back();
     SLUICE_ASSIGN_OR_RETURN(CheckpointMetadata meta,
                             LoadCheckpoint(newest.path, model, optimizer, {.ema = ema}));
@@ -93,11 +92,11 @@ Result<RunStart> StartRun(const TrainConfig& c, const std::vector<CheckpointEntr
           ": nothing to train (train_steps is the global step to stop at; fine-tuning for M steps "
           "from step " + at + " needs --train-steps " + at + " + M)");
   } else {
-    model->Initialize(c.init, c.seed);
-    if (!c.init_from.empty()) {
-      SLUICE_ASSIGN_OR_RETURN(InitReport r, InitFromCheckpoint(c.init_from, c.init_exclude, model));
+    model->Initialize(c.init, c.run.seed);
+    if (!c.transfer.init_from.empty()) {
+      SLUICE_ASSIGN_OR_RETURN(InitReport r, InitFromCheckpoint(c.transfer.init_from, c.transfer.init_exclude, model));
       std::fprintf(stderr, "train: %d tensors from %s, %d excluded (left at their initialization)\n",
-                   r.loaded, c.init_from.c_str(), r.excluded);
+                   r.loaded, c.transfer.init_from.c_str(), r.excluded);
     }
   }
   if (ema && ema->shadows().empty()) ema->Reset(*model);

@@ -46,40 +46,40 @@ uint64_t StepNoiseSeed(uint64_t seed, int64_t step) {
 EvalOptions RunEvalOptions(const TrainConfig& c, const DatasetInfo& data, const std::string& split,
                            int pipeline_threads) {
   EvalOptions o;
+  o.data = c.pipeline;  // the train input's settings, with the eval preset over `split`
   o.data.source.files = data.files.at(split);
-  o.data.preset = c.eval_preset;
-  o.data.image_size = c.image_size;
-  o.data.batch_size = c.batch_size;
+  o.data.preset = c.data.eval_preset;
+  o.data.batch_size = c.optimization.batch_size;
   o.data.threads = pipeline_threads;
-  o.limit = c.eval_limit;
+  o.limit = c.run.eval_limit;
   return o;
 }
 
 // --mode eval and predict: one pass over a split with a checkpoint's weights (its moving averages
 // when it has them), through the path `sluice eval` takes.
 Result<TrainSummary> RunInference(const TrainConfig& c, const DatasetInfo& data) {
-  const std::string mode(RunModeName(c.mode));
+  const std::string mode(RunModeName(c.run.mode));
   CheckpointEval request;
-  request.checkpoint = c.checkpoint;
+  request.checkpoint = c.run.checkpoint;
   if (request.checkpoint.empty()) {
-    SLUICE_ASSIGN_OR_RETURN(auto existing, ListCheckpoints(c.model_dir));
+    SLUICE_ASSIGN_OR_RETURN(auto existing, ListCheckpoints(c.run.model_dir));
     if (existing.empty())
-      return Status::NotFound("--mode " + mode + ": no checkpoint in " + c.model_dir +
+      return Status::NotFound("--mode " + mode + ": no checkpoint in " + c.run.model_dir +
                               " (train first, or pass --checkpoint FILE)");
     request.checkpoint = existing.back().path;
   }
-  const bool predict = c.mode == RunMode::kPredict;
-  const std::string split = predict && !c.predict_split.empty() ? c.predict_split : data.eval_split;
+  const bool predict = c.run.mode == RunMode::kPredict;
+  const std::string split = predict && !c.run.predict_split.empty() ? c.run.predict_split : data.eval_split;
   if (data.files.count(split) == 0)
-    return Status::NotFound(c.data_dir + "/manifest.json: no split '" + split + "'");
+    return Status::NotFound(c.data.dir + "/manifest.json: no split '" + split + "'");
   const ThreadBudget threads = ResolveThreads(c);
   request.averages = Averages::kIfPresent;
   request.threads = threads.train;
   request.eval = RunEvalOptions(c, data, split, threads.pipeline);
   if (predict) {
-    request.eval.predictions = c.predictions.empty() ? c.model_dir + "/predictions.csv" : c.predictions;
-    request.eval.top_k = c.top_k;
-    SLUICE_ASSIGN_OR_RETURN(request.eval.class_names, ReadLabelsFile(c.data_dir));
+    request.eval.predictions = c.run.predictions.empty() ? c.run.model_dir + "/predictions.csv" : c.run.predictions;
+    request.eval.top_k = c.run.top_k;
+    SLUICE_ASSIGN_OR_RETURN(request.eval.class_names, ReadLabelsFile(c.data.dir));
   }
   SLUICE_ASSIGN_OR_RETURN(CheckpointEvalResult r, EvaluateCheckpoint(request));
   TrainSummary summary;
@@ -96,9 +96,9 @@ Result<TrainSummary> RunInference(const TrainConfig& c, const DatasetInfo& data)
     summary.predictions = request.eval.predictions;
     return summary;
   }
-  SLUICE_RETURN_IF_ERROR(formats::CreateDirectories(c.model_dir));
-  SLUICE_ASSIGN_OR_RETURN(auto events, formats::EventWriter::Create(c.model_dir + "/eval"));
-  SLUICE_RETURN_IF_ERROR(RecordEval(events.get(), c.model_dir, r.meta.step, r.eval, request.checkpoint));
+  SLUICE_RETURN_IF_ERROR(formats::CreateDirectories(c.run.model_dir));
+  SLUICE_ASSIGN_OR_RETURN(auto events, formats::EventWriter::Create(c.run.model_dir + "/eval"));
+  SLUICE_RETURN_IF_ERROR(RecordEval(events.get(), c.run.model_dir, r.meta.step, r.eval, request.checkpoint));
   SLUICE_RETURN_IF_ERROR(events->Close());
   return summary;
 }
@@ -107,30 +107,30 @@ Result<TrainSummary> RunInference(const TrainConfig& c, const DatasetInfo& data)
 
 Result<TrainSummary> Train(const TrainConfig& config) {
   const TrainConfig& c = config;
-  if (c.model_dir.empty()) return Status::InvalidArgument("--model-dir is required");
-  if (c.data_dir.empty()) return Status::InvalidArgument("--data-dir is required");
-  if (c.batch_size < 1) return Status::InvalidArgument("batch size must be at least 1");
-  SLUICE_ASSIGN_OR_RETURN(DatasetInfo data, ReadDatasetInfo(c.data_dir, c.train_split, c.eval_split));
-  if (c.mode == RunMode::kEval || c.mode == RunMode::kPredict) return RunInference(c, data);
-  const bool evaluating = c.mode == RunMode::kTrainAndEval;
+  if (c.run.model_dir.empty()) return Status::InvalidArgument("--model-dir is required");
+  if (c.data.dir.empty()) return Status::InvalidArgument("--data-dir is required");
+  if (c.optimization.batch_size < 1) return Status::InvalidArgument("batch size must be at least 1");
+  SLUICE_ASSIGN_OR_RETURN(DatasetInfo data, ReadDatasetInfo(c.data.dir, c.data.train_split, c.data.eval_split));
+  if (c.run.mode == RunMode::kEval || c.run.mode == RunMode::kPredict) return RunInference(c, data);
+  const bool evaluating = c.run.mode == RunMode::kTrainAndEval;
   ModelConfig mc = c.model;
   if (data.num_classes > 0) mc.num_classes = data.num_classes;  // the shards decide
   SLUICE_ASSIGN_OR_RETURN(auto model, Model::Create(mc));
-  SLUICE_RETURN_IF_ERROR(SetTrainable(c.trainable, model.get()));
+  SLUICE_RETURN_IF_ERROR(SetTrainable(c.transfer.trainable, model.get()));
   const int64_t train_steps = ResolveTrainSteps(c, data.train_images);
   const LrSchedule schedule = ResolveSchedule(c, data.train_images, train_steps);
   SLUICE_RETURN_IF_ERROR(schedule.Validate());
-  SLUICE_RETURN_IF_ERROR(c.optimizer.Validate());
-  Optimizer optimizer(c.optimizer);
-  if (!(c.moving_average_decay >= 0 && c.moving_average_decay < 1))
+  SLUICE_RETURN_IF_ERROR(c.optimization.optimizer.Validate());
+  Optimizer optimizer(c.optimization.optimizer);
+  if (!(c.optimization.moving_average_decay >= 0 && c.optimization.moving_average_decay < 1))
     return Status::InvalidArgument("--moving-average-decay must be in [0, 1)");
   std::unique_ptr<MovingAverage> ema;
-  if (c.moving_average_decay > 0) ema = std::make_unique<MovingAverage>(c.moving_average_decay);
+  if (c.optimization.moving_average_decay > 0) ema = std::make_unique<MovingAverage>(c.optimization.moving_average_decay);
   const ThreadBudget threads = ResolveThreads(c);
   tbb::task_arena arena(threads.train);  // the model's core budget; the pipeline has its own
 
-  SLUICE_RETURN_IF_ERROR(formats::CreateDirectories(c.model_dir));
-  SLUICE_ASSIGN_OR_RETURN(auto existing, ListCheckpoints(c.model_dir));
+  SLUICE_RETURN_IF_ERROR(formats::CreateDirectories(c.run.model_dir));
+  SLUICE_ASSIGN_OR_RETURN(auto existing, ListCheckpoints(c.run.model_dir));
   SLUICE_ASSIGN_OR_RETURN(RunStart start, StartRun(c, existing, train_steps, model.get(), &optimizer,
                                                    ema.get()));
   int64_t step = start.step;
@@ -138,35 +138,35 @@ Result<TrainSummary> Train(const TrainConfig& config) {
   TrainSummary summary;
   summary.train_steps = train_steps;
   summary.first_step = step;
-  SLUICE_RETURN_IF_ERROR(formats::WriteFileAtomically(c.model_dir + "/hparams.yaml", HparamsToYaml(c)));
+  SLUICE_RETURN_IF_ERROR(formats::WriteFileAtomically(c.run.model_dir + "/hparams.yaml", HparamsToYaml(c)));
 
   auto save = [&](std::optional<int64_t> at) -> Status {
     CheckpointMetadata m = CheckpointMetadata::AtStep(step);
-    m.epoch = static_cast<double>(step) * c.batch_size / data.train_images;
+    m.epoch = static_cast<double>(step) * c.optimization.batch_size / data.train_images;
     m.recipe = c.recipe;
     m.model = mc;
     m.has_model = true;
-    m.seed = c.seed;
+    m.seed = c.run.seed;
     m.data = data_at;
     m.train_steps = train_steps;
     m.density = PrunableDensity(model->params());
-    m.prune_method = c.prune_method;
-    m.prune_at = c.prune_at;
-    m.reset_to = c.reset_to;
-    m.reset_global_step_to = c.reset_global_step_to;
-    const std::string path = c.model_dir + "/" + CheckpointName(at);
+    m.prune_method = c.lottery.prune_method;
+    m.prune_at = c.lottery.prune_at;
+    m.reset_to = c.lottery.reset_to;
+    m.reset_global_step_to = c.lottery.reset_global_step_to;
+    const std::string path = c.run.model_dir + "/" + CheckpointName(at);
     SLUICE_RETURN_IF_ERROR(SaveCheckpoint(path, *model, &optimizer, m, ema.get()));
     std::fprintf(stderr, "train: wrote %s\n", path.c_str());
     summary.final_checkpoint = path;
     return Status::Ok();
   };
   auto wants_checkpoint = [&](int64_t at) {
-    return std::find(c.checkpoint_iters.begin(), c.checkpoint_iters.end(), at) !=
-           c.checkpoint_iters.end();
+    return std::find(c.run.checkpoint_iters.begin(), c.run.checkpoint_iters.end(), at) !=
+           c.run.checkpoint_iters.end();
   };
 
-  SLUICE_ASSIGN_OR_RETURN(auto log, StepLog::Create(c.model_dir, c.log_every, train_steps));
-  SLUICE_ASSIGN_OR_RETURN(auto eval_events, formats::EventWriter::Create(c.model_dir + "/eval"));
+  SLUICE_ASSIGN_OR_RETURN(auto log, StepLog::Create(c.run.model_dir, c.run.log_every, train_steps));
+  SLUICE_ASSIGN_OR_RETURN(auto eval_events, formats::EventWriter::Create(c.run.model_dir + "/eval"));
   const EvalOptions eval_options = RunEvalOptions(c, data, data.eval_split, threads.pipeline);
   auto evaluate = [&]() -> Status {
     const auto t0 = Clock::now();
@@ -179,7 +179,7 @@ Result<TrainSummary> Train(const TrainConfig& config) {
     std::fprintf(stderr, "eval  step %lld: top-1 %.4f  top-5 %.4f  loss %.4f  (%lld images, %.1f s)\n",
                  static_cast<long long>(step), r->top1, r->top5, r->loss,
                  static_cast<long long>(r->images), Seconds(t0, Clock::now()));
-    return RecordEval(eval_events.get(), c.model_dir, step, *r);
+    return RecordEval(eval_events.get(), c.run.model_dir, step, *r);
   };
 
   if (step == 0 && wants_checkpoint(0)) SLUICE_RETURN_IF_ERROR(save(0));
@@ -187,14 +187,12 @@ Result<TrainSummary> Train(const TrainConfig& config) {
   // there without pruning again, and the start state can be inspected.
   if (start.from_checkpoints && existing.empty() && step > 0) SLUICE_RETURN_IF_ERROR(save(step));
 
-  pipeline::PipelineConfig pc;
-  pc.source.files = data.files.at(c.train_split);
-  pc.source.seed = c.seed;
-  pc.preset = c.train_preset;
-  pc.batch_size = c.batch_size;
+  pipeline::PipelineConfig pc = c.pipeline;  // the train input: preset, image size, knobs
+  pc.source.files = data.files.at(c.data.train_split);
+  pc.source.seed = c.run.seed;
+  pc.batch_size = c.optimization.batch_size;
   pc.threads = threads.pipeline;
-  pc.epochs = 0;
-  pc.image_size = c.image_size;
+  pc.epochs = 0;  // endless: the step count ends the run
   pc.start = data_at;
   std::unique_ptr<pipeline::Pipeline> pipe;
   if (step < train_steps) {
@@ -205,8 +203,8 @@ Result<TrainSummary> Train(const TrainConfig& config) {
                "batch %d, %lld steps (%.1f epochs), %d train + %d pipeline threads\n",
                mc.name.c_str(), static_cast<long long>(model->num_parameters()), c.recipe.c_str(),
                static_cast<long long>(data.train_images), static_cast<long long>(data.eval_images),
-               mc.num_classes, c.batch_size, static_cast<long long>(train_steps),
-               static_cast<double>(train_steps) * c.batch_size / data.train_images, threads.train,
+               mc.num_classes, c.optimization.batch_size, static_cast<long long>(train_steps),
+               static_cast<double>(train_steps) * c.optimization.batch_size / data.train_images, threads.train,
                threads.pipeline);
 
   pipeline::Batch batch;
@@ -221,11 +219,11 @@ Result<TrainSummary> Train(const TrainConfig& config) {
     ToTensor(batch, batch.size, &x);
     const double lr = schedule.At(step);
     LossResult loss;
-    model->SetNoiseSeed(StepNoiseSeed(c.seed, step));
+    model->SetNoiseSeed(StepNoiseSeed(c.run.seed, step));
     arena.execute([&] {
       const Tensor& logits = model->Forward(x, true);
       loss = SoftmaxCrossEntropy(logits, std::span<const int64_t>(batch.labels.data(), batch.size),
-                                 static_cast<float>(c.label_smoothing), &dlogits);
+                                 static_cast<float>(c.optimization.label_smoothing), &dlogits);
       model->ZeroGrad();
       model->Backward(dlogits);
       optimizer.Step(model->params(), lr);
@@ -238,7 +236,7 @@ Result<TrainSummary> Train(const TrainConfig& config) {
     SLUICE_RETURN_IF_ERROR(log->Step(step, Seconds(t0, t1), Seconds(t1, Clock::now()), batch.size,
                                      loss.loss, lr, *model, optimizer));
     if (wants_checkpoint(step) && step != train_steps) SLUICE_RETURN_IF_ERROR(save(step));
-    if (evaluating && c.eval_every > 0 && step % c.eval_every == 0 && step != train_steps)
+    if (evaluating && c.run.eval_every > 0 && step % c.run.eval_every == 0 && step != train_steps)
       SLUICE_RETURN_IF_ERROR(evaluate());
   }
   summary.seconds = Seconds(run_start, Clock::now());
