@@ -11,7 +11,7 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 step "dependencies and release build"
 scripts/setup.sh
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$JOBS" --target sluice
+cmake --build --preset release -j "$JOBS" --target sluice _sluice
 SLUICE=build/release/cli/sluice
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -96,4 +96,23 @@ $SLUICE train "${TL[@]}" --data-dir "$OUT/flowers" --model-dir "$OUT/run_flowers
   --init-from "$OUT/run_pretrain/checkpoint_iter_final.safetensors" --exclude fc
 $SLUICE train --data-dir "$OUT/flowers" --model-dir "$OUT/run_flowers" --mode predict --top-k 3
 head -6 "$OUT/run_flowers/predictions.csv" >&2
+step "from Python: a PyTorch loop fed by sluice.Loader, and the same loop's stall report"
+# Debian's python3 and PyTorch, the release build's importable copy (pip install . installs the same).
+PYTHONPATH=build/release/python /usr/bin/python3 - "$OUT/cifar10" <<'PY'
+import os, sys, torch, sluice
+torch.manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(4),
+                          torch.nn.Flatten(), torch.nn.Linear(16 * 8 * 8, 10))
+opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+loader = sluice.Loader(os.path.join(sys.argv[1], "train-*"), preset="cifar-train", batch_size=64, epochs=4)
+for step, (images, labels) in enumerate(sluice.profile(loader)):
+    loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(images)), torch.from_numpy(labels))
+    opt.zero_grad(); loss.backward(); opt.step()
+    if step % 10 == 0:
+        print(f"step {step:3d}  loss {loss.item():.3f}", file=sys.stderr)
+s = loader.stats()
+print(f"sluice.Loader: {s['images']} images, {s['images_per_sec']:.0f} img/s, input wait "
+      f"{100 * s['input_wait_fraction']:.1f} % ({s['verdict']}); limiting stage {s['limiting_stage']}",
+      file=sys.stderr)
+PY
 echo "demo: done; outputs in $OUT" >&2

@@ -45,6 +45,7 @@ def test_arrays_are_c_contiguous_with_the_layouts_shape(data):
     x, y = next(iter(sluice.Loader(pattern, preset="cifar-train", batch_size=8)))
     assert x.shape == (8, 3, 32, 32) and x.dtype == np.float32 and x.flags.c_contiguous
     assert y.shape == (8,) and y.dtype == np.int64
+    assert x.ctypes.data % 64 == 0 and y.ctypes.data % 64 == 0, "64-byte aligned (XLA's DLPack rule)"
     x, _ = next(iter(sluice.Loader(pattern, preset="cifar-eval", batch_size=8, layout="nhwc",
                                    dtype="uint8")))
     assert x.shape == (8, 32, 32, 3) and x.dtype == np.uint8

@@ -13,7 +13,9 @@
 #ifndef SLUICE_PIPELINE_BATCH_H_
 #define SLUICE_PIPELINE_BATCH_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,27 @@
 namespace sluice::pipeline {
 
 enum class Layout { kNhwc, kNchw };
+
+// Batch buffers start on a 64-byte boundary: a cache line, the widest vector store, and what
+// JAX/XLA require of a DLPack buffer they take without copying.
+inline constexpr size_t kBatchAlignment = 64;
+template <typename T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <typename U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}  // NOLINT: allocators convert implicitly
+  T* allocate(size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{kBatchAlignment}));
+  }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{kBatchAlignment}); }
+  template <typename U>
+  bool operator==(const AlignedAllocator<U>&) const {
+    return true;
+  }
+};
+template <typename T>
+using AlignedVector = std::vector<T, AlignedAllocator<T>>;
 
 // A position in the run's data: `samples` records of epoch `epoch`'s plan already consumed.
 // {e, 0} is the start of epoch e. Records of an epoch keep their plan positions (and so their
@@ -55,9 +78,9 @@ struct Batch {
   int height = 0, width = 0, channels = 3;
   Layout layout = Layout::kNhwc;
   OutputType output = OutputType::kFloat32;
-  std::vector<float> f32;       // size * h * w * c when output is float32
-  std::vector<uint8_t> u8;      // ... when uint8
-  std::vector<int64_t> labels;  // size
+  AlignedVector<float> f32;       // size * h * w * c when output is float32
+  AlignedVector<uint8_t> u8;      // ... when uint8
+  AlignedVector<int64_t> labels;  // size
   std::vector<SampleOrigin> origins;  // size
   // size * keep_features.size(): sample i's value of key k at [i * keys + k] ("" when absent).
   std::vector<std::string> features;
