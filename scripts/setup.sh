@@ -16,7 +16,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libssl-dev libyaml-cpp-dev
   python3 python3-protobuf python3-numpy bc
   python3-torch python3-torchvision  # the trainer's parity tests (tests/train/torch_parity_interop.py)
-  pybind11-dev python3-dev python3-pytest  # the Python package (python/) and its tests
+  pybind11-dev python3-dev python3-pytest python3-venv  # the Python package (python/) and its tests
 )
 if [[ ${1:-} == --peers ]]; then
   PACKAGES+=(python3-torchvision python3-pil)

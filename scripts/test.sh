@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds everything, runs every test via ctest, then the AddressSanitizer+UBSan
-# build of the formats tests, the ThreadSanitizer build of the pipeline tests, and a short libFuzzer
-# smoke run of each fuzz target.
+# Installs dependencies, builds everything, runs every test via ctest (the Python package's pytest
+# suite and its `pip install .` + JAX check among them), then the AddressSanitizer+UBSan build of the
+# formats tests and of the Python extension (its pytest suite under ASan), the ThreadSanitizer build of
+# the pipeline tests, and a short libFuzzer smoke run of each fuzz target.
 #   SLUICE_FUZZ_SECONDS=N  seconds per fuzz target (default 30; 0 skips the smoke)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,21 @@ cmake --build --preset asan -j "$JOBS"
 step "asan+ubsan tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --preset asan -j "$JOBS"
+
+step "asan+ubsan build of the Python extension (and formats + pipeline under it)"
+cmake --preset asan-python >/dev/null
+cmake --build --preset asan-python -j "$JOBS"
+
+step "Python package tests under asan+ubsan (Debian's python3 preloading the ASan runtime)"
+# The interpreter is not instrumented, so the runtime is preloaded and leak checking is off (CPython
+# keeps its own objects to exit). The torch tests stay with the release run: PyTorch's own
+# allocators and threads under a preloaded ASan are not what this step checks.
+LD_PRELOAD=$(clang-14 -print-file-name=libclang_rt.asan-x86_64.so) \
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  PYTHONPATH=build/asan-python/python SLUICE_CLI=build/release/cli/sluice \
+  SLUICE_WORK=build/release/tests/work_python \
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python/test_loader.py \
+  tests/python/test_profile.py tests/python/test_lifecycle.py -k "not torch_multiprocessing"
 
 step "tsan build (pipeline tests)"
 cmake --preset tsan >/dev/null
