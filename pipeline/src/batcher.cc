@@ -154,10 +154,19 @@ std::unique_ptr<Batch> BatchAssembler::StartBatch(uint32_t epoch) {
   return batch;
 }
 
-// Copies a sample (HWC) into position pos of a batch buffer, transposing for NCHW.
-void BatchAssembler::Place(const void* src, int pos, Batch* batch) const {
-  void* dst = const_cast<void*>(PixelsAt(*batch, pos));
+void BatchAssembler::WriteStaged(void* target, const void* hwc) const {
   if (o_.layout == Layout::kNhwc) {
+    std::memcpy(target, hwc, sample_values_ * value_bytes_);
+  } else if (o_.output == OutputType::kFloat32) {
+    ToPlanes(static_cast<const float*>(hwc), sample_values_ / 3, static_cast<float*>(target));
+  } else {
+    ToPlanes(static_cast<const uint8_t*>(hwc), sample_values_ / 3, static_cast<uint8_t*>(target));
+  }
+}
+
+void BatchAssembler::Place(const void* src, bool from_batch, int pos, Batch* batch) const {
+  void* dst = const_cast<void*>(PixelsAt(*batch, pos));
+  if (from_batch || o_.layout == Layout::kNhwc) {
     CopyToBatch(dst, src, sample_values_ * value_bytes_);
   } else if (o_.output == OutputType::kFloat32) {
     ToPlanes(static_cast<const float*>(src), sample_values_ / 3, static_cast<float*>(dst));
@@ -187,10 +196,10 @@ bool BatchAssembler::Add(const AssembledSample& s) {
         std::lock_guard<std::mutex> lock(mu_);
         src = staged_.at(index).get();
       }
-      Place(PixelsAt(*src, from), pos, &batch);
+      Place(PixelsAt(*src, from), /*from_batch=*/true, pos, &batch);
     }
   } else {
-    Place(s.pixels, pos, &batch);
+    Place(s.pixels, /*from_batch=*/false, pos, &batch);
   }
   batch.labels[pos] = s.label;
   batch.origins[pos] = s.origin;

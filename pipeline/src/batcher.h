@@ -2,7 +2,7 @@
 // pool, the batches staged for direct writes, the one filling, and the finished ones waiting for
 // the consumer.
 //
-// Direct writes (deterministic order, NHWC): sample seq's pixels go straight into the buffer of
+// Direct writes (deterministic order): sample seq's pixels go straight into the buffer of
 // batch seq / batch_size at position seq % batch_size (StagedTarget), staged until the batch stage
 // starts that batch and takes the buffer: no copy. An undecodable image moves every later sample
 // one position earlier: Add then copies each moved sample to its place. Only batches less than
@@ -52,9 +52,11 @@ class BatchAssembler {
  public:
   explicit BatchAssembler(AssemblerOptions options);
 
-  // Where sample `seq`'s pixels may be written directly, or null (use the slot's buffer). The
-  // pointer stays valid until the sample is added.
+  // Where sample `seq`'s pixels may be written directly, in the batch's layout, or null (use the
+  // slot's buffer). The pointer stays valid until the sample is added.
   void* StagedTarget(uint64_t seq);
+  // Writes an HWC sample to a StagedTarget in the batch's layout (NCHW: transposed).
+  void WriteStaged(void* target, const void* hwc) const;
   // Appends a sample to the filling batch; true when that completed the batch (now queued).
   bool Add(const AssembledSample& sample);
   // End of the run: the partial batch is queued (drop_remainder false) or dropped; returns the
@@ -74,7 +76,9 @@ class BatchAssembler {
  private:
   std::unique_ptr<Batch> NewBatch();
   std::unique_ptr<Batch> StartBatch(uint32_t epoch);
-  void Place(const void* src, int pos, Batch* batch) const;
+  // Copies a sample to position pos: from HWC (transposed for NCHW), or, from_batch, from another
+  // position of a batch buffer (already in the batch's layout).
+  void Place(const void* src, bool from_batch, int pos, Batch* batch) const;
   const void* PixelsAt(const Batch& batch, int pos) const;
 
   const AssemblerOptions o_;

@@ -133,10 +133,10 @@ Status Pipeline::Impl::Init() {
   // released only when the consumer asks for the next (no prefetch).
   const int64_t batches_in_flight = c.basic ? 1 : c.prefetch + 1;
   cap_ = batches_in_flight * c.batch_size + 1;  // + 1 for the run-end marker
-  // Direct writes unless --basic (the naive copies), sloppy or NCHW.
+  // Direct writes unless --basic (the naive copies) or sloppy.
   assembler_ = std::make_unique<BatchAssembler>(AssemblerOptions{
       .batch_size = c.batch_size, .image_size = c.image_size, .layout = c.layout,
-      .output = c.output, .direct = !c.sloppy && !c.basic && c.layout == Layout::kNhwc,
+      .output = c.output, .direct = !c.sloppy && !c.basic,
       .staged_window = static_cast<uint64_t>(batches_in_flight) + 1,
       .keep_features = c.keep_features.size()});
   // Samples between the source and the batch stage: those holding tokens, plus the one the source
@@ -233,21 +233,20 @@ Item Pipeline::Impl::Process(Item item) {
   thread_local SampleScratch scratch;
   Slot& slot = (*slots_)[item.slot];
   TakeOver(&slot);
-  void* out = assembler_->StagedTarget(item.s.seq);
-  item.s.staged = out != nullptr;
-  if (out == nullptr && spec_.output == OutputType::kFloat32) {
-    slot.f32.resize(static_cast<size_t>(spec_.image_size) * spec_.image_size * 3);
-    out = slot.f32.data();
-  } else if (out == nullptr) {
-    slot.u8.resize(static_cast<size_t>(spec_.image_size) * spec_.image_size * 3);
-    out = slot.u8.data();
-  }
+  // NHWC: the kernels write into the batch itself; NCHW: into the slot, then transposed into the
+  // batch here, in the parallel stage, not in the serial batch stage.
+  void* target = assembler_->StagedTarget(item.s.seq);
+  item.s.staged = target != nullptr;
   const bool f32 = spec_.output == OutputType::kFloat32;
+  void* out = target != nullptr && config_.layout == Layout::kNhwc
+                  ? target
+                  : slot.Pixels(f32, static_cast<size_t>(spec_.image_size) * spec_.image_size * 3);
   SampleOrigin& origin = item.s.origin;
   Status s = ProcessSample(spec_, slot.record, config_.source.seed, origin.epoch,
                            PhiloxIndex(config_.source.worker_index, origin.index), &scratch,
                            f32 ? static_cast<float*>(out) : nullptr,
                            f32 ? nullptr : static_cast<uint8_t*>(out), &item.s.label);
+  if (target != nullptr && out != target && s.ok()) assembler_->WriteStaged(target, out);
   origin.crop = scratch.augment.crop;
   origin.resize_side = scratch.augment.resize_side;
   origin.flip = scratch.augment.flip;

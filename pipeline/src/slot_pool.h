@@ -19,6 +19,16 @@ struct Slot {
   std::vector<float> f32;             // the sample's pixels when not written into a batch
   std::vector<uint8_t> u8;
   std::vector<std::string> features;  // keep_features values
+
+  // The pixel buffer of n values for the output type, sized on first use.
+  void* Pixels(bool float32, size_t n) {
+    if (float32) {
+      f32.resize(n);
+      return f32.data();
+    }
+    u8.resize(n);
+    return u8.data();
+  }
 };
 
 class SlotPool {

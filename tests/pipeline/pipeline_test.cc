@@ -545,28 +545,36 @@ TEST(PipelineTest, PixelsStayWithTheirSampleAcrossSkippedImages) {
   spec.preset = Preset::kResnetEval;
   spec.image_size = c.image_size;
   SampleScratch scratch;
-  for (int threads : {1, 2, 4}) {
-    c.threads = threads;
-    RunResult run = RunAll(c);
-    ASSERT_EQ(run.status.code(), StatusCode::kEndOfData) << run.status.ToString();
-    EXPECT_EQ(run.stats.bad_images, 7u);
-    size_t delivered = 0;
-    for (const Batch& b : run.batches) {
-      const size_t values = b.f32.size() / b.size;
-      for (int i = 0; i < b.size; ++i, ++delivered) {
-        const int64_t id = b.labels[i];
-        ASSERT_LT(id, 30);
-        std::vector<float> want(values);
-        int64_t label = -1;
-        ASSERT_TRUE(ProcessSample(spec, shards[0][id], c.source.seed, 0, b.origins[i].index, &scratch,
-                                  want.data(), nullptr, &label)
-                        .ok());
-        ASSERT_TRUE(std::equal(want.begin(), want.end(), b.f32.begin() + values * i))
-            << threads << " threads, batch " << b.index << " position " << i << " (record " << id
-            << ")";
+  // Both layouts: NCHW samples are transposed into their (staged) place in the parallel stage, and
+  // a moved sample is copied from there as it is.
+  for (Layout layout : {Layout::kNhwc, Layout::kNchw}) {
+    c.layout = layout;
+    for (int threads : {1, 2, 4}) {
+      c.threads = threads;
+      RunResult run = RunAll(c);
+      ASSERT_EQ(run.status.code(), StatusCode::kEndOfData) << run.status.ToString();
+      EXPECT_EQ(run.stats.bad_images, 7u);
+      size_t delivered = 0;
+      for (const Batch& b : run.batches) {
+        const size_t values = b.f32.size() / b.size, hw = values / 3;
+        for (int i = 0; i < b.size; ++i, ++delivered) {
+          const int64_t id = b.labels[i];
+          ASSERT_LT(id, 30);
+          std::vector<float> hwc(values), want(values);
+          int64_t label = -1;
+          ASSERT_TRUE(ProcessSample(spec, shards[0][id], c.source.seed, 0, b.origins[i].index,
+                                    &scratch, hwc.data(), nullptr, &label)
+                          .ok());
+          for (size_t p = 0; p < hw; ++p)
+            for (size_t ch = 0; ch < 3; ++ch)
+              want[layout == Layout::kNhwc ? p * 3 + ch : ch * hw + p] = hwc[p * 3 + ch];
+          ASSERT_TRUE(std::equal(want.begin(), want.end(), b.f32.begin() + values * i))
+              << (layout == Layout::kNhwc ? "NHWC, " : "NCHW, ") << threads << " threads, batch "
+              << b.index << " position " << i << " (record " << id << ")";
+        }
       }
+      EXPECT_EQ(delivered, 23u);
     }
-    EXPECT_EQ(delivered, 23u);
   }
 }
 
