@@ -2,8 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
-#if defined(__AVX512F__) || defined(__AVX__)
+#if defined(__AVX512F__) || defined(__AVX__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -51,6 +52,43 @@ void ToPlanes(const T* src, size_t hw, T* dst) {
     dst[2 * hw + p] = src[p * 3 + 2];
   }
 }
+
+#if defined(__AVX2__)
+// float32 with AVX2, 8 pixels at a time. The three loaded vectors hold
+//   a = r0 g0 b0 r1 g1 b1 r2 g2,  b = b2 r3 g3 b3 r4 g4 b4 r5,  c = g5 b5 r6 g6 b6 r7 g7 b7;
+// one index vector per plane moves each source's values of that plane to their lanes (R from a
+// to lanes 0-2, from b to 3-5, from c to 6-7; G 0-2 / 3-4 / 5-7; B 0-1 / 2-4 / 5-7) and two blends
+// merge them. Moves only: bit-identical to the scalar loop.
+template <>
+void ToPlanes<float>(const float* src, size_t hw, float* dst) {
+  const __m256i ir = _mm256_setr_epi32(0, 3, 6, 1, 4, 7, 2, 5);
+  const __m256i ig = _mm256_setr_epi32(1, 4, 7, 2, 5, 0, 3, 6);
+  const __m256i ib = _mm256_setr_epi32(2, 5, 0, 3, 6, 1, 4, 7);
+  size_t p = 0;
+  for (; p + 8 <= hw; p += 8) {
+    const __m256 a = _mm256_loadu_ps(src + p * 3);
+    const __m256 b = _mm256_loadu_ps(src + p * 3 + 8);
+    const __m256 c = _mm256_loadu_ps(src + p * 3 + 16);
+    auto plane = [&](__m256i idx, auto from_b, auto from_c) {
+      const __m256 ab = _mm256_blend_ps(_mm256_permutevar8x32_ps(a, idx),
+                                        _mm256_permutevar8x32_ps(b, idx), decltype(from_b)::value);
+      return _mm256_blend_ps(ab, _mm256_permutevar8x32_ps(c, idx), decltype(from_c)::value);
+    };
+    using std::integral_constant;
+    _mm256_storeu_ps(dst + p, plane(ir, integral_constant<int, 0b00111000>{},
+                                    integral_constant<int, 0b11000000>{}));
+    _mm256_storeu_ps(dst + hw + p, plane(ig, integral_constant<int, 0b00011000>{},
+                                         integral_constant<int, 0b11100000>{}));
+    _mm256_storeu_ps(dst + 2 * hw + p, plane(ib, integral_constant<int, 0b00011100>{},
+                                             integral_constant<int, 0b11100000>{}));
+  }
+  for (; p < hw; ++p) {
+    dst[p] = src[p * 3];
+    dst[hw + p] = src[p * 3 + 1];
+    dst[2 * hw + p] = src[p * 3 + 2];
+  }
+}
+#endif
 
 }  // namespace
 
