@@ -176,6 +176,7 @@ Status Pipeline::Impl::Init() {
       flow::make_edge(*process_, *sequencer_);
       flow::make_edge(*sequencer_, *batcher_);
     }
+    HandOff(&config_);  // the set-up above happens before every body (BodyScope)
     source_node_->activate();
   });
   profiler_->StartSampler([this] { return assembler_->ReadySize(); });
@@ -184,7 +185,7 @@ Status Pipeline::Impl::Init() {
 
 // The source + read stage (serial): the next record of the plan, into a slot.
 Item Pipeline::Impl::Produce(tbb::flow_control& fc) {
-  BodyScope scope(this, &run_);
+  BodyScope scope(this, &run_, &config_);
   const double begin = Now();
   Item item;
   if (stopping_.load() || source_done_) {
@@ -226,7 +227,7 @@ Item Pipeline::Impl::Produce(tbb::flow_control& fc) {
 // parse, decode+crop, augment (parallel): the sample's pixels, into its staged batch position
 // when it has one, else into its slot.
 Item Pipeline::Impl::Process(Item item) {
-  BodyScope scope(this, nullptr);
+  BodyScope scope(this, nullptr, &config_);
   if (item.kind != Kind::kSample || stopping_.load()) return item;
   profiler_->Started();
   const double begin = Now();
@@ -288,7 +289,7 @@ Item Pipeline::Impl::Process(Item item) {
 
 // The batch stage (serial, in plan order unless sloppy).
 void Pipeline::Impl::Assemble(const Item& item) {
-  BodyScope scope(this, &batched_);
+  BodyScope scope(this, &batched_, &config_);
   const double begin = Now();
   if (item.kind == Kind::kRunEnd) {
     expected_total_ = item.total;

@@ -45,13 +45,18 @@ T Receive(const T& message) {
 #endif
 }
 
-// Held for the duration of every node body. A serial node's body runs on different threads one
-// call at a time (TBB orders the calls; TSan is told through `serial`, null for parallel bodies),
-// and every body's end happens before the graph's wait_for_all returns (TSan is told through
-// `graph`, which Stop() takes over after waiting).
+// Held for the duration of every node body. Everything the pipeline set up before the graph started
+// happens before any body (TSan is told through `init`, which Init hands off just before it
+// activates the source: TBB's worker threads may predate the pipeline, so thread creation does not
+// order them); a serial node's body runs on different threads one call at a time (TBB orders the
+// calls; TSan is told through `serial`, null for parallel bodies); and every body's end happens
+// before the graph's wait_for_all returns (TSan is told through `graph`, which Stop() takes over
+// after waiting).
 class BodyScope {
  public:
-  BodyScope(const void* graph, const void* serial) : graph_(graph), serial_(serial) {
+  BodyScope(const void* graph, const void* serial, const void* init)
+      : graph_(graph), serial_(serial) {
+    TakeOver(init);
     if (serial_ != nullptr) TakeOver(serial_);
   }
   ~BodyScope() {
