@@ -11,6 +11,7 @@
 #include "sluice/cli/cli.h"
 #include "sluice/formats/file_util.h"
 #include "sluice/formats/sha256.h"
+#include "sluice/pipeline/clock.h"
 #include "sluice/pipeline/pipeline.h"
 
 namespace sluice::cli {
@@ -44,9 +45,7 @@ struct BenchFlags {
   bool quiet = false;
 };
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+using pipeline::Now;
 
 std::string BatchDigest(const pipeline::Batch& b) {
   formats::Sha256 h;

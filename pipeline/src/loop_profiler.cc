@@ -1,6 +1,6 @@
 #include "sluice/pipeline/loop_profiler.h"
 
-#include "clock.h"
+#include "sluice/pipeline/clock.h"
 
 namespace sluice::pipeline {
 

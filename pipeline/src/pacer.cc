@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <thread>
 
-#include "clock.h"
+#include "sluice/pipeline/clock.h"
 
 namespace sluice::pipeline {
 

@@ -16,7 +16,7 @@
 #include <utility>
 
 #include "batcher.h"
-#include "clock.h"
+#include "sluice/pipeline/clock.h"
 #include "slot_pool.h"
 #include "stage_profiler.h"
 #include "trace.h"

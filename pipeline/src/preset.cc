@@ -14,7 +14,7 @@
 #include "sluice/pipeline/normalize.h"
 #include "sluice/pipeline/philox.h"
 
-#include "clock.h"
+#include "sluice/pipeline/clock.h"
 
 namespace sluice::pipeline {
 

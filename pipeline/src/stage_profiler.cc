@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "clock.h"
+#include "sluice/pipeline/clock.h"
 
 namespace sluice::pipeline {
 namespace {

@@ -1,6 +1,6 @@
-// Internal to pipeline/: the one clock of the pipeline's timings (steady, in seconds).
-#ifndef SLUICE_PIPELINE_SRC_CLOCK_H_
-#define SLUICE_PIPELINE_SRC_CLOCK_H_
+// The one steady clock of the pipeline's timings and of its command-line bench, in seconds.
+#ifndef SLUICE_PIPELINE_CLOCK_H_
+#define SLUICE_PIPELINE_CLOCK_H_
 
 #include <chrono>
 #include <cstdint>
@@ -15,4 +15,4 @@ inline double Seconds(int64_t ns) { return static_cast<double>(ns) * 1e-9; }
 
 }  // namespace sluice::pipeline
 
-#endif  // SLUICE_PIPELINE_SRC_CLOCK_H_
+#endif  // SLUICE_PIPELINE_CLOCK_H_
