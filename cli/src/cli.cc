@@ -39,13 +39,6 @@ bool ParseByteSize(const std::string& text, uint64_t* bytes) {
   return true;
 }
 
-formats::Compression ResolveCompression(const std::string& flag, const std::string& path) {
-  if (flag == "auto" || flag.empty()) return formats::CompressionFromPath(path);
-  formats::Compression c = formats::Compression::kNone;
-  formats::ParseCompression(flag, &c);
-  return c;
-}
-
 void PrintError(const Status& status) { PrintError(status.message()); }
 void PrintError(const std::string& message) { std::fprintf(stderr, "sluice: %s\n", message.c_str()); }
 

@@ -36,8 +36,6 @@ Command AddLotteryCommand(CLI::App& root);
 
 // --compression auto|none|gzip|zlib, shared by every command that reads TFRecords.
 void AddCompressionFlag(CLI::App* app, std::string* value);
-// The compression for `path`: the flag's value, or by extension when "auto".
-formats::Compression ResolveCompression(const std::string& flag, const std::string& path);
 
 // A byte count with an optional binary unit, as every size flag takes it (STYLE.md "CLI": sizes
 // accept units): "1G", "512M", "64k", "1GiB", "2.5MB", plain bytes; k/M/G/T are powers of 1024

@@ -28,7 +28,8 @@ int RunIndex(const IndexFlags& flags) {
   uint64_t records = 0;
   for (const std::string& file : flags.files) {
     formats::RecordReaderOptions opt;
-    opt.compression = ResolveCompression(flags.compression, file);
+    // The flag is checked against these names: resolving cannot fail.
+    formats::ResolveCompression(flags.compression, file, &opt.compression);
     auto entries = formats::BuildIndex(file, opt);
     if (!entries.ok()) {
       PrintError(entries.status());

@@ -97,7 +97,8 @@ int RunInspect(const InspectFlags& flags) {
   std::map<std::string, std::map<std::string, uint64_t>> key_kinds;  // key -> kind -> count
   for (const std::string& file : flags.files) {
     formats::RecordReaderOptions opt;
-    opt.compression = ResolveCompression(flags.compression, file);
+    // The flag is checked against these names: resolving cannot fail.
+    formats::ResolveCompression(flags.compression, file, &opt.compression);
     auto reader = formats::RecordReader::Open(file, opt);
     if (!reader.ok()) {
       PrintError(reader.status());

@@ -74,7 +74,8 @@ FileReport VerifyFile(const std::string& file, const VerifyFlags& flags) {
                  reason.c_str());
   };
   formats::RecordReaderOptions opt;
-  opt.compression = ResolveCompression(flags.compression, file);
+  // The flag is checked against these names: resolving cannot fail.
+  formats::ResolveCompression(flags.compression, file, &opt.compression);
   auto reader = formats::RecordReader::Open(file, opt);
   if (!reader.ok()) {
     ++report.problems;

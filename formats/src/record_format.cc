@@ -13,6 +13,14 @@ bool ParseRecordHeader(const char* header, uint64_t* length) {
   return crc32c::Unmask(masked) == crc32c::Value(header, kRecordLengthSize);
 }
 
+bool ResolveCompression(std::string_view name, std::string_view path, Compression* out) {
+  if (name == "auto") {
+    *out = CompressionFromPath(path);
+    return true;
+  }
+  return ParseCompression(name, out);
+}
+
 bool ParseCompression(std::string_view name, Compression* out) {
   if (name.empty() || name == "none") {
     *out = Compression::kNone;

@@ -24,19 +24,19 @@ void StageProfiler::StartSampler(std::function<int64_t()> prefetch_size) {
     // Woken early by StopSampler(), so stopping never waits out a period (which doubles on long
     // runs).
     std::unique_lock<std::mutex> lock(sampler_mu_);
-    do {
+    for (;;) {
       lock.unlock();
       Sample();
-      lock.lock();
       double period;
       {
         std::lock_guard<std::mutex> guard(mu_);
-        period = period_;
+        period = period_;  // Sample() doubles it as the run grows
       }
+      lock.lock();
       if (sampler_cv_.wait_for(lock, std::chrono::duration<double>(period),
                                [this] { return stop_sampler_; }))
-        break;
-    } while (true);
+        return;
+    }
   });
 }
 

@@ -63,14 +63,15 @@ py::dict StatsDict(const pipeline::PipelineStats& s) {
   return out;
 }
 
-pipeline::PipelineConfig MakeConfig(std::vector<std::string> files, const std::string& preset,
-                                    int batch_size, std::optional<int> threads, uint64_t seed,
-                                    std::optional<int> epochs, const std::string& layout,
-                                    const std::string& dtype, std::optional<bool> shuffle,
-                                    int num_workers, int worker_index, const std::string& on_corrupt,
-                                    std::optional<int> image_size, int prefetch,
-                                    std::optional<bool> drop_last, int64_t max_bad, bool trace,
-                                    uint32_t start_epoch, uint64_t start_samples) {
+// sluice.Loader's arguments (python/sluice/__init__.py documents them) -> a running Loader.
+std::unique_ptr<Loader> MakeLoader(std::vector<std::string> files, const std::string& preset,
+                                   int batch_size, std::optional<int> threads, uint64_t seed,
+                                   std::optional<int> epochs, const std::string& layout,
+                                   const std::string& dtype, std::optional<bool> shuffle,
+                                   int num_workers, int worker_index, const std::string& on_corrupt,
+                                   std::optional<int> image_size, int prefetch,
+                                   std::optional<bool> drop_last, int64_t max_bad, bool trace,
+                                   uint32_t start_epoch, uint64_t start_samples, bool with_origins) {
   pipeline::PipelineConfig c;
   c.source.files = std::move(files);
   c.preset = ValueOrThrow(pipeline::ParsePreset(preset));
@@ -115,7 +116,7 @@ pipeline::PipelineConfig MakeConfig(std::vector<std::string> files, const std::s
   c.max_bad_images = max_bad;
   c.trace = trace;
   c.start = {start_epoch, start_samples};
-  return c;
+  return std::make_unique<Loader>(std::move(c), with_origins);
 }
 
 // Iterates a TFRecord file: (offset, bytes) per record.
@@ -123,18 +124,9 @@ class RecordIterator {
  public:
   RecordIterator(const std::string& path, const std::string& compression) {
     formats::RecordReaderOptions o;
-    if (compression == "auto") {
-      o.compression = formats::CompressionFromPath(path);
-    } else if (compression == "none" || compression.empty()) {
-      o.compression = formats::Compression::kNone;
-    } else if (compression == "gzip") {
-      o.compression = formats::Compression::kGzip;
-    } else if (compression == "zlib") {
-      o.compression = formats::Compression::kZlib;
-    } else {
+    if (!formats::ResolveCompression(compression, path, &o.compression))
       Raise(Status::InvalidArgument("compression must be auto, none, gzip or zlib, got '" +
                                     compression + "'"));
-    }
     reader_ = ValueOrThrow(formats::RecordReader::Open(path, o));
   }
   py::tuple Next() {
@@ -194,19 +186,7 @@ PYBIND11_MODULE(_sluice, m) {
   RegisterErrors(m);
 
   py::class_<Loader>(m, "_Loader")
-      .def(py::init([](std::vector<std::string> files, const std::string& preset, int batch_size,
-                       std::optional<int> threads, uint64_t seed, std::optional<int> epochs,
-                       const std::string& layout, const std::string& dtype,
-                       std::optional<bool> shuffle, int num_workers, int worker_index,
-                       const std::string& on_corrupt, std::optional<int> image_size, int prefetch,
-                       std::optional<bool> drop_last, int64_t max_bad, bool trace,
-                       uint32_t start_epoch, uint64_t start_samples, bool with_origins) {
-             return std::make_unique<Loader>(
-                 MakeConfig(std::move(files), preset, batch_size, threads, seed, epochs, layout,
-                            dtype, shuffle, num_workers, worker_index, on_corrupt, image_size,
-                            prefetch, drop_last, max_bad, trace, start_epoch, start_samples),
-                 with_origins);
-           }),
+      .def(py::init(&MakeLoader),
            py::arg("files"), py::arg("preset"), py::arg("batch_size"), py::arg("threads"),
            py::arg("seed"), py::arg("epochs"), py::arg("layout"), py::arg("dtype"),
            py::arg("shuffle"), py::arg("num_workers"), py::arg("worker_index"),

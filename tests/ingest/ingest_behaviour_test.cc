@@ -110,7 +110,9 @@ TEST_F(IngestBehaviourTest, ScaleOutTasksUnionEqualsOneProcess) {
     auto s = IngestImagenet(parts);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     EXPECT_FALSE(s->manifest_written);
-    if (t < 2) EXPECT_FALSE(WriteManifest(parts.common.out_dir).ok());  // tasks still missing
+    if (t < 2) {
+      EXPECT_FALSE(WriteManifest(parts.common.out_dir).ok());  // tasks still missing
+    }
   }
   auto merged = WriteManifest(parts.common.out_dir);
   ASSERT_TRUE(merged.ok()) << merged.status().ToString();

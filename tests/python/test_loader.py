@@ -138,6 +138,23 @@ def test_read_records_matches_the_cli_index(cli, data, tmp_path):
     assert [12 + len(r) + 4 for _, r in recs] == [size for _, size in idx]
 
 
+def test_read_records_takes_gzip_and_zlib_by_extension_or_name(data, tmp_path):
+    import gzip
+    import zlib
+    shard = os.path.join(data["cifar"], sorted(f for f in os.listdir(data["cifar"])
+                                               if f.startswith("test-"))[0])
+    raw = open(shard, "rb").read()
+    want = list(sluice.read_records(shard))
+    (tmp_path / "s.gz").write_bytes(gzip.compress(raw))
+    (tmp_path / "s.zz").write_bytes(zlib.compress(raw))
+    (tmp_path / "s.bin").write_bytes(zlib.compress(raw))
+    assert list(sluice.read_records(tmp_path / "s.gz")) == want
+    assert list(sluice.read_records(tmp_path / "s.zz")) == want
+    assert list(sluice.read_records(tmp_path / "s.bin", compression="zlib")) == want
+    with pytest.raises(ValueError, match="compression"):
+        sluice.read_records(shard, compression="lz4")
+
+
 def test_corrupt_record_raises_data_loss_naming_file_and_offset(data, tmp_path):
     src = sorted(f for f in os.listdir(data["cifar"]) if f.startswith("train-"))[0]
     bad = tmp_path / "train-00000-of-00001"

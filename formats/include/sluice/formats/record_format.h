@@ -38,6 +38,10 @@ bool ParseCompression(std::string_view name, Compression* out);
 std::string_view CompressionName(Compression c);
 // gzip for "*.gz", zlib for "*.zz", none otherwise: TensorFlow has no convention, these are ours.
 Compression CompressionFromPath(std::string_view path);
+// The compression a reader of `path` uses for a user's choice: ParseCompression's names, or "auto"
+// for CompressionFromPath(path). False for any other name (the CLI and the Python package both
+// offer exactly these choices).
+bool ResolveCompression(std::string_view name, std::string_view path, Compression* out);
 
 }  // namespace sluice::formats
 
