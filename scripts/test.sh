@@ -12,7 +12,7 @@ FUZZ_SECONDS=${SLUICE_FUZZ_SECONDS:-30}
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "dependencies"
-scripts/setup.sh
+scripts/setup.sh --interop
 
 step "release build"
 cmake --preset release >/dev/null
