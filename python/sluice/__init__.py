@@ -21,8 +21,21 @@ from __future__ import annotations
 import os as _os
 from typing import Any, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
-from ._sluice import DataLossError, parse_example
 from . import _sluice
+
+
+def _check_numpy_abi() -> None:
+    import numpy
+    if int(numpy.__version__.split(".")[0]) >= 2 and tuple(_sluice._pybind11_version) < (2, 12):
+        raise ImportError(
+            f"this sluice extension was built with pybind11 {'.'.join(map(str, _sluice._pybind11_version))}, "
+            f"which cannot read NumPy {numpy.__version__}'s arrays correctly (NumPy 2 needs pybind11 >= 2.12): "
+            "use NumPy 1.x with it, or `pip install .`, which builds against the pinned pybind11")
+
+
+_check_numpy_abi()
+
+from ._sluice import DataLossError, parse_example  # noqa: E402
 
 __all__ = ["Loader", "profile", "Profile", "read_records", "parse_example", "DataLossError",
            "PRESETS"]

@@ -183,6 +183,9 @@ PYBIND11_MODULE(_sluice, m) {
   using namespace sluice;
   using namespace sluice::python;
   m.doc() = "sluice's native core; use the `sluice` package.";
+  // The package refuses NumPy 2 under a pybind11 older than 2.12, whose view of NumPy's dtype
+  // struct predates NumPy 2 (structured arrays, such as the origins, came out misread).
+  m.attr("_pybind11_version") = py::make_tuple(PYBIND11_VERSION_MAJOR, PYBIND11_VERSION_MINOR);
   RegisterErrors(m);
 
   py::class_<Loader>(m, "_Loader")
