@@ -5,8 +5,11 @@ Run with the interop venv's python (scripts/setup.sh --interop makes it):
   build/venv-interop/bin/python bench/interop/pipeline_vs_tfdata_dali.py [--rounds 3] [--threads 2]
       [--batch 128] [--images 1000] [--work /tmp/sluice_bench/interop] [--out FILE.md]
 
-Data: `sluice sample-data --images N` (ImageNet-like JPEGs, mostly 500x375) ingested with `sluice ingest
-imagenet --write-index` into 8 train and 4 validation shards; every tool reads those same shards.
+Data (--source): `peers` (default) is ../shared/peers/make_images.py's N photo-like ImageNet-sized JPEGs
+(the images of the earlier pipeline tables in bench/RESULTS.md), ingested with `sluice ingest folder --split
+0.5,0.5 --shards 8 --write-index`, so train and eval each read N/2 images; `sample` is `sluice sample-data
+--images N` ingested with `sluice ingest imagenet --write-index` (8 train, 4 validation shards; val N/2).
+Every tool reads the same shards.
 
 The three, each the way its users write it (every one outputs float32 NHWC 224x224x3 batches, normalized
 with ImageNet's mean/std, plus int labels):
@@ -154,9 +157,18 @@ def child(a):
     print(json.dumps({"images_per_s": rate}))
 
 
-def prepare(sluice, work, images):
+def prepare(sluice, work, images, source):
     out = os.path.join(work, "imagenet")
     if os.path.exists(os.path.join(out, "manifest.json")):
+        return out
+    if source == "peers":
+        peers = os.environ.get("PEERS_DIR", os.path.join(ROOT, "..", "shared", "peers"))
+        jpegs = os.path.join(work, "peer_images")
+        if not os.path.isdir(os.path.join(jpegs, "train")):
+            subprocess.run(["/usr/bin/python3", os.path.join(peers, "make_images.py"), "--n", str(images),
+                            "--out", jpegs], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([sluice, "ingest", "folder", "--root", os.path.join(jpegs, "train"), "--split", "0.5,0.5",
+                        "--shards", "8", "--write-index", "--out", out], check=True, stdout=subprocess.DEVNULL)
         return out
     raw = os.path.join(work, "raw")
     subprocess.run([sluice, "sample-data", raw, "--images", str(images), "--val-images", str(images // 2)],
@@ -176,6 +188,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--images", type=int, default=1000, help="ImageNet-like train images (val: half)")
+    ap.add_argument("--source", choices=["peers", "sample"], default="peers")
     ap.add_argument("--work", default="/tmp/sluice_bench/interop")
     ap.add_argument("--sluice", default=os.path.join(ROOT, "build", "release", "cli", "sluice"))
     ap.add_argument("--out", default="")
@@ -186,15 +199,17 @@ def main():
     if a.child:
         return child(a)
     os.makedirs(a.work, exist_ok=True)
-    data = prepare(a.sluice, a.work, a.images)
+    data = prepare(a.sluice, a.work, a.images, a.source)
+    with open(os.path.join(data, "manifest.json")) as f:
+        records = {name: split["records"] for name, split in json.load(f)["splits"].items()}
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"host: {cpu}, {os.cpu_count()} CPUs; threads {a.threads}, batch {a.batch}", file=sys.stderr)
     rows = []
     for preset, train in (("resnet-train", True), ("resnet-eval", False)):
         split = "train-*" if train else "validation-*"
         files = sorted(f for f in glob.glob(os.path.join(data, split)) if not f.endswith(".idx"))
-        n = a.images if train else a.images // 2
-        epochs = max(1, (4 * a.images) // n) if train else 4
+        n = records["train" if train else "validation"]
+        epochs = max(2, -(-2000 // n))  # about 2000 images per measurement
         batches = max(4, (epochs * n) // a.batch - 2)  # about the images sluice delivers, after 2 warm-up
         r = {"sluice": [], "tf.data": [], "DALI": []}
         for i in range(a.rounds):
