@@ -27,6 +27,9 @@ struct FileReport {
   uint64_t bytes = 0;
   uint64_t decoded = 0;
   uint64_t problems = 0;
+  // Records read whole whose Example or image is bad. A framing error (CRC, truncation) is a problem
+  // too but no record was read for it, so `records - bad_records` is the count of good records.
+  uint64_t bad_records = 0;
 };
 
 // Decodes the record's image (the first of flags.image_keys present). Raw pixel records
@@ -95,6 +98,7 @@ FileReport VerifyFile(const std::string& file, const VerifyFlags& flags) {
     report.bytes += record.size();
     auto ex = formats::Example::Parse(record);
     if (!ex.ok()) {
+      ++report.bad_records;
       problem(offset, "record " + std::to_string(report.records - 1) + ": " + ex.status().message());
       continue;
     }
@@ -103,6 +107,7 @@ FileReport VerifyFile(const std::string& file, const VerifyFlags& flags) {
       if (d.ok()) {
         ++report.decoded;
       } else {
+        ++report.bad_records;
         problem(offset, "record " + std::to_string(report.records - 1) + ": " + d.message());
       }
     }
@@ -117,7 +122,7 @@ int RunVerify(const VerifyFlags& flags) {
     FileReport r = VerifyFile(file, flags);
     std::printf("%s\t%llu records\t%llu good\t%llu problems%s\n", file.c_str(),
                 static_cast<unsigned long long>(r.records),
-                static_cast<unsigned long long>(r.records - std::min(r.records, r.problems)),
+                static_cast<unsigned long long>(r.records - r.bad_records),
                 static_cast<unsigned long long>(r.problems),
                 flags.decode ? ("\t" + std::to_string(r.decoded) + " images decoded").c_str() : "");
     total.records += r.records;

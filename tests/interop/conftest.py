@@ -15,7 +15,6 @@ ctest sets SLUICE_CLI, SLUICE_TOOLS, SLUICE_PYTHONPATH, SLUICE_DEBIAN_PYTHON and
 """
 
 import fcntl
-import glob
 import json
 import os
 import subprocess
@@ -133,12 +132,11 @@ def shards(work):
         return _make_shards(work)
 
 
-def shard_files(directory):
-    """Every shard of an ingest output dir (not its .idx files, manifest or rejects)."""
+def shard_files(directory, split=None):
+    """The shards of an ingest output dir as its manifest.json lists them (all splits, or one), sorted."""
     with open(os.path.join(directory, "manifest.json")) as f:
         manifest = json.load(f)
-    files = sorted(glob.glob(os.path.join(directory, "*")))
-    files = [f for f in files if not f.endswith((".idx", ".json", ".jsonl")) and os.path.isfile(f)
-             and not os.path.basename(f).startswith(".")]
-    assert files, f"no shards in {directory} (manifest: {manifest})"
+    files = sorted(os.path.join(directory, s["file"]) for name, sp in manifest["splits"].items()
+                   if split in (None, name) for s in sp["shards"])
+    assert files, f"no shards in {directory} for split {split}"
     return files

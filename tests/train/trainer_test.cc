@@ -131,6 +131,7 @@ double SecondsSince(std::chrono::steady_clock::time_point t0) {
 // 2.7, is no signal, so it is not checked.)
 TEST_F(TrainerTest, SmallResnetLearnsSampleCifar) {
   TrainConfig c = Config("learn", 240);
+  c.model.num_classes = 1001;  // the recipe's; the shards decide
   c.run.log_every = 40;
   c.run.checkpoint_iters = {0, 120};
   const auto t0 = std::chrono::steady_clock::now();
@@ -157,6 +158,8 @@ TEST_F(TrainerTest, SmallResnetLearnsSampleCifar) {
   EXPECT_THAT(hparams, HasSubstr("width: 8\n"));
   EXPECT_THAT(hparams, HasSubstr("batch_size: 32\n"));
   EXPECT_THAT(hparams, HasSubstr("train_steps: 240\n"));
+  // The class count the model was built with is the shards' (CIFAR's 10), whatever the config said.
+  EXPECT_THAT(hparams, HasSubstr("num_classes: 10\n"));
 
   // Training scalars every log_every steps in DIR, evaluation scalars at the end in DIR/eval.
   const auto train_tags = Tags(dir.string());

@@ -138,7 +138,9 @@ Result<TrainSummary> Train(const TrainConfig& config) {
   TrainSummary summary;
   summary.train_steps = train_steps;
   summary.first_step = step;
-  SLUICE_RETURN_IF_ERROR(formats::WriteFileAtomically(c.run.model_dir + "/hparams.yaml", HparamsToYaml(c)));
+  TrainConfig used = c;  // hparams.yaml records the values used: the class count is the shards'
+  used.model = mc;
+  SLUICE_RETURN_IF_ERROR(formats::WriteFileAtomically(c.run.model_dir + "/hparams.yaml", HparamsToYaml(used)));
 
   auto save = [&](std::optional<int64_t> at) -> Status {
     CheckpointMetadata m = CheckpointMetadata::AtStep(step);
