@@ -33,6 +33,7 @@ PACKAGES=(
   python3 python3-protobuf python3-numpy bc
   python3-torch python3-torchvision  # the trainer's parity tests (tests/train/torch_parity_interop.py)
   pybind11-dev python3-dev python3-pytest python3-venv  # the Python package (python/) and its tests
+  libopenmpi-dev openmpi-bin  # data-parallel training (mpirun -np N sluice train)
 )
 if [[ $PEERS == 1 ]]; then
   PACKAGES+=(python3-torchvision python3-pil)
