@@ -13,8 +13,9 @@ Every tool reads the same shards.
 
 The three, each the way its users write it (every one outputs float32 NHWC 224x224x3 batches, normalized
 with ImageNet's mean/std, plus int labels):
-  sluice   `sluice pipeline bench --preset resnet-train|resnet-eval --threads T --batch B` (its consumer
-           rate: images delivered in full batches / wall time from start, start-up included).
+  sluice   `sluice pipeline bench --preset resnet-train|resnet-eval --threads T --batch B`; its rate here is
+           the steady one, like the peers': the images after the first batch / the time after it (its
+           report's warm-up); the from-start rate (start-up included) is printed per round too.
   tf.data  tensorflow/tpu imagenet_input.py + resnet_preprocessing.py as their users run them: list_files,
            interleave of TFRecordDatasets (cycle 4, parallel), shuffle 1024 (train), map with AUTOTUNE of
            parse_single_example + (train) sample_distorted_bounding_box over the whole image (min covered
@@ -26,8 +27,7 @@ with ImageNet's mean/std, plus int labels):
            (same area/aspect ranges) + resize 224x224 (cubic) + crop_mirror_normalize (random mirror) for
            train; decoders.image + resize shorter side 256 + crop_mirror_normalize centre 224 for eval (DALI's
            ResNet example's eval); num_threads=T, device_id=None (CPU only).
-The peers' rates are images / time over the batches after their first two (their warm-up excluded, which
-favours them). Rounds alternate the tools so drift on a shared host hits all three; the table gives the
+The peers' rates are images / time over the batches after their first two (their warm-up excluded). Rounds alternate the tools so drift on a shared host hits all three; the table gives the
 medians and each tool's best round. Each peer runs in its own process (TensorFlow and DALI are never in
 one interpreter with each other or with torch).
 """
@@ -147,7 +147,9 @@ def sluice_rate(sluice, files, preset, batch, threads, epochs, out_json):
     if r.returncode != 0:
         sys.exit(f"sluice pipeline bench failed: {r.stderr[-3000:]}")
     with open(out_json) as f:
-        return json.load(f)["images_per_s"]
+        d = json.load(f)
+    c = d["consumer"]
+    return (c["images"] - batch) / (d["wall_s"] - c["warmup_s"]), d["images_per_s"]
 
 
 def child(a):
@@ -209,12 +211,13 @@ def main():
         split = "train-*" if train else "validation-*"
         files = sorted(f for f in glob.glob(os.path.join(data, split)) if not f.endswith(".idx"))
         n = records["train" if train else "validation"]
-        epochs = max(2, -(-2000 // n))  # about 2000 images per measurement
+        epochs = max(2, -(-4000 // n))  # about 4000 images per measurement
         batches = max(4, (epochs * n) // a.batch - 2)  # about the images sluice delivers, after 2 warm-up
         r = {"sluice": [], "tf.data": [], "DALI": []}
         for i in range(a.rounds):
-            r["sluice"].append(sluice_rate(a.sluice, files, preset, a.batch, a.threads, epochs,
-                                           os.path.join(a.work, f"{preset}.json")))
+            steady, from_start = sluice_rate(a.sluice, files, preset, a.batch, a.threads, epochs,
+                                             os.path.join(a.work, f"{preset}.json"))
+            r["sluice"].append(steady)
             for name, kind in (("tf.data", "tfdata"), ("DALI", "dali")):
                 cmd = [sys.executable, os.path.abspath(__file__), "--child", kind, "--work", a.work, "--batch",
                        str(a.batch), "--threads", str(a.threads), "--batches", str(batches)] + (["--train"] if train else [])
@@ -223,7 +226,8 @@ def main():
                 if out.returncode != 0:
                     sys.exit(f"{name} failed: {out.stderr[-3000:]}")
                 r[name].append(json.loads(out.stdout.strip().splitlines()[-1])["images_per_s"])
-            print(f"{preset} round {i + 1}: " + "  ".join(f"{k} {v[-1]:.1f}" for k, v in r.items()) + " img/s",
+            print(f"{preset} round {i + 1}: " + "  ".join(f"{k} {v[-1]:.1f}" for k, v in r.items()) +
+                  f" img/s (sluice from start {from_start:.1f})",
                   file=sys.stderr, flush=True)
         rows.append((preset, r))
     lines = [f"| preset | sluice img/s (median / best) | tf.data (tpu imagenet_input) | DALI CPU | "
